@@ -1,0 +1,42 @@
+from django.conf import settings
+from django.utils.functional import SimpleLazyObject
+
+# The left navigation by lifecycle stage. Later stages add their pages here: (label, icon, url name).
+STAGES = [
+    ("Prepare", "bi-database", []),
+    ("Build", "bi-journal-code", []),
+    ("Train", "bi-cpu", []),
+    ("Deploy", "bi-rocket-takeoff", []),
+    ("Operate", "bi-activity", []),
+]
+
+
+def studio(request):
+    def nav_projects():
+        from studio.projects.selectors import project_list
+
+        if not request.user.is_authenticated:
+            return []
+        return list(project_list(user=request.user)[:25])
+
+    access = getattr(request, "access", None)
+    return {
+        "studio_signup_enabled": settings.STUDIO_SIGNUP_ENABLED,
+        "nav_projects": SimpleLazyObject(nav_projects),
+        "current_project": access.project if access else None,
+        "current_role": access.role if access else None,
+        "may": SimpleLazyObject(lambda: _Allowed(access)),
+        "stages": STAGES,
+    }
+
+
+class _Allowed:
+    """Lets templates ask `{% if may.member_manage %}` of the current project's matrix."""
+
+    def __init__(self, access):
+        self.access = access
+
+    def __getattr__(self, name):
+        if self.access is None or name.startswith("_"):
+            return False
+        return self.access.allows(name.replace("_", ".", 1))

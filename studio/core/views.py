@@ -1,0 +1,39 @@
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from studio.core.health import health_report
+from studio.core.pages import page
+from studio.projects import permissions as matrix
+from studio.projects import selectors as project_selectors
+
+
+@page(matrix.PUBLIC)
+def health(request):
+    """JSON for probes and scripts; the same report as a page when a browser asks for HTML."""
+    report = health_report()
+    status = 200 if report["status"] == "ok" else 503
+    if (
+        request.accepts("text/html")
+        and not request.accepts("application/json")
+        or request.GET.get("format") == "html"
+    ):
+        return render(request, "core/health.html", {"report": report}, status=status)
+    return JsonResponse(report, status=status)
+
+
+@page(matrix.AUTHENTICATED)
+def home(request):
+    last = request.session.get("last_project_id")
+    projects = project_selectors.project_list(user=request.user)
+    if last and projects.filter(pk=last).exists():
+        return redirect("projects:home", project_id=last)
+    return redirect("projects:list")
+
+
+class SchemaView(SpectacularAPIView):
+    required_action = matrix.AUTHENTICATED
+
+
+class SwaggerView(SpectacularSwaggerSplitView):
+    required_action = matrix.AUTHENTICATED
