@@ -98,6 +98,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # A file, not memory, so that the live server and worker processes of the tests share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(STUDIO_DATA_DIR / "test.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -188,9 +190,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Studio API",
-    "DESCRIPTION": (
-        "The REST API of Studio. Authenticate with `Authorization: Bearer <token>`."
-    ),
+    "DESCRIPTION": ("The REST API of Studio. Authenticate with `Authorization: Bearer <token>`."),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -10,4 +10,5 @@ urlpatterns = [
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
     path("users/", views.users, name="users"),
+    path("signup/", views.signup, name="signup"),
 ]

@@ -1,7 +1,9 @@
 from datetime import timedelta
 
 from django.contrib import messages
-from django.contrib.auth import update_session_auth_hash
+from django.conf import settings
+from django.contrib.auth import login, update_session_auth_hash
+from django.http import Http404
 from django.contrib.auth import views as auth_views
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -116,3 +118,26 @@ def users(request):
     search = request.GET.get("q", "")
     users_page = paginate(request, selectors.user_list(search=search))
     return render(request, "accounts/users.html", {"page_obj": users_page, "q": search})
+
+
+@page(matrix.PUBLIC)
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    """Self sign-up, only when STUDIO_SIGNUP_ENABLED is on (off by default: administrators create users)."""
+    if not settings.STUDIO_SIGNUP_ENABLED:
+        raise Http404
+    if request.method == "POST":
+        try:
+            user = services.user_create(
+                actor=None,
+                username=request.POST.get("username", ""),
+                email=request.POST.get("email", ""),
+                password=request.POST.get("password", ""),
+                ip=client_ip(request),
+            )
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("home")
+    return render(request, "accounts/signup.html", {})

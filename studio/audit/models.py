@@ -8,7 +8,7 @@ class AuditEvent(models.Model):
 
     project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.CASCADE)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # Kept as text so the log still reads correctly after a user is deleted.
     actor_username = models.CharField(max_length=150, blank=True)
@@ -42,7 +42,7 @@ class AuditExport(models.Model):
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="audit_exports")
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     filters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)

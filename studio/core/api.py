@@ -2,6 +2,7 @@
 
 from rest_framework.views import APIView
 
+from studio.core.pagination import StudioPagination
 from studio.core.permissions import declared_action
 from studio.projects.access import ProjectAccess, project_access
 
@@ -15,6 +16,7 @@ class StudioApi(APIView):
     """An API view. Subclasses set `required_action`: one action, or a dict per HTTP method."""
 
     required_action: str | dict[str, str]
+    pagination_class = StudioPagination
 
     def validated(self, request, serializer_class=None, *, data=None):
         serializer_class = serializer_class or self.InputSerializer

@@ -1,0 +1,36 @@
+"""Studio's Python SDK: a thin HTTP client for the REST API (needs only `requests`).
+
+from studio_sdk import Client
+client = Client()  # STUDIO_URL and STUDIO_TOKEN from the environment
+project = client.projects.create("Churn model")
+"""
+
+from studio_sdk._version import __version__
+from studio_sdk.client import Client
+from studio_sdk.exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServerError,
+    StudioConnectionError,
+    StudioError,
+    ValidationError,
+)
+from studio_sdk.projects import Project
+
+__all__ = [
+    "AuthenticationError",
+    "Client",
+    "ConfigurationError",
+    "ConflictError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Project",
+    "ServerError",
+    "StudioConnectionError",
+    "StudioError",
+    "ValidationError",
+    "__version__",
+]
