@@ -1,4 +1,5 @@
 import csv
+import json
 import io
 
 from django.db import transaction
@@ -88,7 +89,7 @@ def audit_export_execute(*, export_id: int) -> None:
                     event.target_id,
                     event.target_repr,
                     event.ip or "",
-                    event.data,
+                    json.dumps(event.data, sort_keys=True),
                 ]
             )
             count += 1
