@@ -2,15 +2,17 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: run test lint format install install-dev assets clean
+.PHONY: run test lint format install install-dev assets system-deps clean
 
 run: install assets
 	$(PY) -m studio.core.secret_key
 	$(PY) manage.py studio_run
 
-test: install-dev assets
-	scripts/system-deps.sh
+test: system-deps install-dev assets
 	scripts/test.sh $(PYTEST_ARGS)
+
+system-deps:
+	scripts/system-deps.sh
 
 lint: install-dev
 	.venv/bin/ruff check .

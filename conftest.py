@@ -173,28 +173,40 @@ def browser():
         browser.close()
 
 
-class PageProblems(list):
-    """Console errors and uncaught page errors seen in a browser context; a journey must end with none."""
+class ContextOpener:
+    """Opens browser contexts (separate cookie jars = separate people) and collects console errors.
+
+    A journey must end with none; a test that navigates to a forbidden page on purpose lists the
+    statuses it expects in `expected_statuses`.
+    """
+
+    def __init__(self, browser):
+        self.browser = browser
+        self.contexts = []
+        self.problems = []
+        self.expected_statuses: set[int] = set()
+
+    def __call__(self):
+        context = self.browser.new_context(viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(15_000)
+        context.on("page", self._watch)
+        self.contexts.append(context)
+        return context
+
+    def _watch(self, page):
+        page.on("console", lambda message: message.type == "error" and self._console_error(message.text))
+        page.on("pageerror", lambda error: self.problems.append(f"pageerror: {error}"))
+
+    def _console_error(self, text: str):
+        if any(f"status of {status} " in text for status in self.expected_statuses):
+            return
+        self.problems.append(f"console: {text}")
 
 
 @pytest.fixture
 def open_context(browser):
-    """Open browser contexts (separate cookie jars = separate people); fails the test on console errors."""
-    contexts, problems = [], PageProblems()
-
-    def open_new():
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        context.set_default_timeout(15_000)
-
-        def watch(page):
-            page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
-            page.on("pageerror", lambda error: problems.append(f"pageerror: {error}"))
-
-        context.on("page", watch)
-        contexts.append(context)
-        return context
-
-    yield open_new
-    for context in contexts:
+    opener = ContextOpener(browser)
+    yield opener
+    for context in opener.contexts:
         context.close()
-    assert not problems, "the browser reported errors:\n" + "\n".join(problems)
+    assert not opener.problems, "the browser reported errors:\n" + "\n".join(opener.problems)

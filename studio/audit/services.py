@@ -1,6 +1,6 @@
 import csv
-import json
 import io
+import json
 
 from django.db import transaction
 from django.utils import timezone

@@ -33,7 +33,9 @@ def test_worker_runs_the_audit_export_enqueued_by_the_service(transactional_db, 
     owner = users["owner"]
     for number in range(3):
         UserFactory(username=f"worker-guest{number}")
-        membership_add(user=owner, project=project, invitee=f"worker-guest{number}", role="viewer", ip="10.0.0.9")
+        membership_add(
+            user=owner, project=project, invitee=f"worker-guest{number}", role="viewer", ip="10.0.0.9"
+        )
     # when: the service enqueues the export after commit
     export = audit_export_start(user=owner, project=project, filters={"action": "member."})
     # then: the worker process claims it and writes the CSV into the artifact store
@@ -59,7 +61,11 @@ def test_a_redelivered_export_is_harmless(transactional_db, celery_worker_name):
     # the same message again (as after a redelivery) must not redo or break the finished export
     audit_export_task.apply_async(kwargs={"export_id": export.pk}).get(timeout=30)
     again = AuditExport.objects.get(pk=export.pk)
-    assert (again.status, again.finished_at, again.row_count) == (done.status, done.finished_at, done.row_count)
+    assert (again.status, again.finished_at, again.row_count) == (
+        done.status,
+        done.finished_at,
+        done.row_count,
+    )
 
 
 def test_health_counts_the_live_worker(transactional_db, celery_worker_name):

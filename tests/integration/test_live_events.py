@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import websockets
@@ -12,6 +13,12 @@ from studio.core.testing import TEST_PASSWORD, UserFactory, project_with_roles
 from studio.projects.services import membership_add
 
 pytestmark = [pytest.mark.integration]
+
+
+def _run(coroutine):
+    # Playwright's sync API may hold an event loop in this thread (browser tests share the session).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _session_cookie(username: str) -> str:
@@ -49,7 +56,7 @@ def test_member_receives_live_activity(transactional_db, studio_server):
             await socket.close()
         return message
 
-    message = asyncio.run(scenario())
+    message = _run(scenario())
     assert message["kind"] == "activity"
     assert message["payload"]["action"] == "member.add"
     assert message["payload"]["data"] == {"user": "late-joiner", "role": "annotator"}
@@ -77,5 +84,5 @@ def test_websocket_refuses_non_members_and_foreign_origins(transactional_db, stu
             return ("closed", closed.rcvd.code if closed.rcvd else None)
         return ("open", None)
 
-    outcome = asyncio.run(scenario())
+    outcome = _run(scenario())
     assert outcome in {("refused", 403), ("closed", 4403)}, outcome
