@@ -1,8 +1,8 @@
 from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.http import JsonResponse
-from django.utils.decorators import method_decorator
 from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from studio.core.health import health_report
