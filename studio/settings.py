@@ -184,7 +184,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["studio.core.permissions.DeclaredActionPermission"],
     "DEFAULT_PAGINATION_CLASS": "studio.core.pagination.StudioPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "studio.core.schema.StudioAutoSchema",
     "EXCEPTION_HANDLER": "studio.core.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

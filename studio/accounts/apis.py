@@ -1,3 +1,4 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -20,6 +21,10 @@ class TokenOutput(serializers.Serializer):
     is_active = serializers.BooleanField()
 
 
+class TokenCreatedOutput(TokenOutput):
+    token = serializers.CharField(help_text="The token itself: shown this once, only its hash is kept.")
+
+
 class TokenListCreateApi(StudioApi):
     required_action = {"GET": matrix.AUTHENTICATED, "POST": matrix.AUTHENTICATED}
 
@@ -28,9 +33,11 @@ class TokenListCreateApi(StudioApi):
         project_id = serializers.IntegerField(required=False, allow_null=True)
         expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
+    @extend_schema(responses=TokenOutput(many=True))
     def get(self, request):
         return self.paginate(request, selectors.api_token_list(user=request.user), TokenOutput)
 
+    @extend_schema(request=InputSerializer, responses={201: TokenCreatedOutput})
     def post(self, request):
         data = self.validated(request)
         project = None
@@ -56,6 +63,7 @@ class TokenListCreateApi(StudioApi):
 class TokenRevokeApi(StudioApi):
     required_action = {"DELETE": matrix.AUTHENTICATED}
 
+    @extend_schema(responses=TokenOutput, summary="Revoke a token")
     def delete(self, request, token_id):
         token = services.api_token_revoke(user=request.user, token_id=token_id, ip=self.ip)
         return Response(TokenOutput(token).data)
@@ -79,11 +87,13 @@ class UserListCreateApi(StudioApi):
         email = serializers.EmailField(required=False, allow_blank=True, default="")
         is_staff = serializers.BooleanField(default=False)
 
+    @extend_schema(responses=UserOutput(many=True), parameters=[OpenApiParameter("search", str)])
     def get(self, request):
         return self.paginate(
             request, selectors.user_list(search=request.query_params.get("search", "")), UserOutput
         )
 
+    @extend_schema(request=InputSerializer, responses={201: UserOutput})
     def post(self, request):
         data = self.validated(request)
         user = services.user_create(actor=request.user, ip=self.ip, **data)

@@ -1,3 +1,5 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -28,6 +30,7 @@ class AuditFilterSerializer(serializers.Serializer):
 class AuditEventListApi(ProjectScopedApi):
     required_action = "audit.view"
 
+    @extend_schema(parameters=[AuditFilterSerializer], responses=AuditEventOutput(many=True))
     def get(self, request, project_id):
         filters = self.validated(request, AuditFilterSerializer, data=request.query_params)
         events = selectors.audit_event_queryset(project=self.project, filters=filters)
@@ -47,6 +50,7 @@ class AuditExportOutput(serializers.Serializer):
 class AuditExportStartApi(ProjectScopedApi):
     required_action = "audit.export"
 
+    @extend_schema(request=AuditFilterSerializer, responses={202: AuditExportOutput})
     def post(self, request, project_id):
         filters = self.validated(request, AuditFilterSerializer)
         filters = {
@@ -61,6 +65,7 @@ class AuditExportStartApi(ProjectScopedApi):
 class AuditExportDetailApi(ProjectScopedApi):
     required_action = "audit.view"
 
+    @extend_schema(responses=AuditExportOutput)
     def get(self, request, project_id, export_id):
         return Response(
             AuditExportOutput(selectors.audit_export_get(project=self.project, export_id=export_id)).data
@@ -70,6 +75,7 @@ class AuditExportDetailApi(ProjectScopedApi):
 class AuditExportDownloadApi(ProjectScopedApi):
     required_action = "audit.view"
 
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY})
     def get(self, request, project_id, export_id):
         from django.http import FileResponse
 

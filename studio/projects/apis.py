@@ -1,3 +1,4 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -25,6 +26,10 @@ class ProjectListCreateApi(StudioApi):
         name = serializers.CharField(max_length=100)
         description = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
+    @extend_schema(
+        responses=ProjectOutput(many=True),
+        parameters=[OpenApiParameter("archived", bool), OpenApiParameter("name", str)],
+    )
     def get(self, request):
         include_archived = request.query_params.get("archived") in ("1", "true", "yes")
         projects = selectors.project_list(
@@ -34,6 +39,7 @@ class ProjectListCreateApi(StudioApi):
             projects = projects.filter(name=request.query_params["name"])
         return self.paginate(request, projects, ProjectOutput)
 
+    @extend_schema(request=InputSerializer, responses={201: ProjectOutput})
     def post(self, request):
         data = self.validated(request)
         project = services.project_create(user=request.user, ip=self.ip, **data)
@@ -54,9 +60,11 @@ class ProjectDetailApi(ProjectScopedApi):
         project.member_count = selectors.project_counts(project=project)["members"]
         return Response(ProjectOutput(project).data)
 
+    @extend_schema(responses=ProjectOutput)
     def get(self, request, project_id):
         return self._output(self.project)
 
+    @extend_schema(request=InputSerializer, responses=ProjectOutput)
     def patch(self, request, project_id):
         data = self.validated(request)
         project = services.project_update(user=request.user, project=self.project, ip=self.ip, **data)
@@ -66,6 +74,7 @@ class ProjectDetailApi(ProjectScopedApi):
 class ProjectArchiveApi(ProjectScopedApi):
     required_action = {"POST": "project.archive", "DELETE": "project.archive"}
 
+    @extend_schema(request=None, responses=ProjectOutput, summary="Archive the project (read-only)")
     def post(self, request, project_id):
         project = services.project_set_archived(
             user=request.user, project=self.project, is_archived=True, ip=self.ip
@@ -73,6 +82,7 @@ class ProjectArchiveApi(ProjectScopedApi):
         project.role = self.access.role
         return Response(ProjectOutput(project).data)
 
+    @extend_schema(responses=ProjectOutput, summary="Unarchive the project")
     def delete(self, request, project_id):
         project = services.project_set_archived(
             user=request.user, project=self.project, is_archived=False, ip=self.ip
@@ -96,9 +106,11 @@ class MemberListAddApi(ProjectScopedApi):
         user = serializers.CharField(max_length=254, help_text="username or e-mail address")
         role = serializers.ChoiceField(choices=Role.choices)
 
+    @extend_schema(responses=MemberOutput(many=True))
     def get(self, request, project_id):
         return self.paginate(request, selectors.membership_list(project=self.project), MemberOutput)
 
+    @extend_schema(request=InputSerializer, responses={201: MemberOutput})
     def post(self, request, project_id):
         data = self.validated(request)
         membership = services.membership_add(
@@ -114,6 +126,7 @@ class MemberDetailApi(ProjectScopedApi):
     class InputSerializer(serializers.Serializer):
         role = serializers.ChoiceField(choices=Role.choices)
 
+    @extend_schema(request=InputSerializer, responses=MemberOutput)
     def patch(self, request, project_id, user_id):
         data = self.validated(request)
         membership = services.membership_change_role(
@@ -121,6 +134,7 @@ class MemberDetailApi(ProjectScopedApi):
         )
         return Response(MemberOutput(membership).data)
 
+    @extend_schema(responses={204: None}, summary="Remove a member (or leave the project yourself)")
     def delete(self, request, project_id, user_id):
         services.membership_remove(
             user=request.user, project=self.project, member_user_id=user_id, ip=self.ip
@@ -136,7 +150,10 @@ class WhoAmIApi(StudioApi):
         username = serializers.CharField()
         email = serializers.CharField()
         is_staff = serializers.BooleanField()
+        auth = serializers.ChoiceField(choices=["token", "session"], required=False)
+        token_project_id = serializers.IntegerField(allow_null=True, required=False)
 
+    @extend_schema(responses=OutputSerializer)
     def get(self, request):
         data = self.OutputSerializer(request.user).data
         token = request.auth if hasattr(request.auth, "project_id") else None

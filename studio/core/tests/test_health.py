@@ -66,3 +66,13 @@ def test_openapi_schema_and_local_swagger(client):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert b"/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs.content
+
+
+def test_openapi_schema_is_valid_and_complete(tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    text = target.read_text()
+    assert "bearerAuth" in text
+    assert "PaginatedProjectOutputList" in text
