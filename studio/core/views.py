@@ -16,11 +16,8 @@ def health(request):
     """JSON for probes and scripts; the same report as a page when a browser asks for HTML."""
     report = health_report()
     status = 200 if report["status"] == "ok" else 503
-    if (
-        request.accepts("text/html")
-        and not request.accepts("application/json")
-        or request.GET.get("format") == "html"
-    ):
+    wants_page = "text/html" in request.headers.get("Accept", "") or request.GET.get("format") == "html"
+    if wants_page:
         return render(request, "core/health.html", {"report": report}, status=status)
     return JsonResponse(report, status=status)
 
