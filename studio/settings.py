@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "studio.accounts",
     "studio.projects",
     "studio.audit",
+    "datasets",
 ]
 
 MIDDLEWARE = [
