@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: run test lint format install install-dev assets system-deps clean
+.PHONY: run test bench lint format install install-dev assets system-deps clean
 
 run: install assets
 	$(PY) -m studio.core.secret_key
@@ -13,6 +13,10 @@ test: system-deps install-dev assets
 
 system-deps:
 	scripts/system-deps.sh
+
+# Benchmarks against the peers each issue names; results are written to bench/results/.
+bench: install-dev assets
+	scripts/test-services.sh $(PY) -m bench $(BENCH_ARGS)
 
 lint: install-dev
 	.venv/bin/ruff check .

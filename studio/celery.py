@@ -12,6 +12,11 @@ app = Celery("studio")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("default"), Queue("gpu"))
 app.autodiscover_tasks()
+# Periodic housekeeping; beat's DatabaseScheduler copies these into django-celery-beat's tables,
+# where an administrator can change or pause them.
+app.conf.beat_schedule = {
+    "datasets-clean-work-dir": {"task": "datasets.clean_work_dir", "schedule": 3600.0},
+}
 
 
 @worker_process_init.connect

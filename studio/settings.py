@@ -188,6 +188,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "studio.core.schema.StudioAutoSchema",
     "EXCEPTION_HANDLER": "studio.core.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # `?format=` belongs to our endpoints (e.g. downloads), not to DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Studio API",
@@ -231,3 +233,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("STUDIO_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Datasets
+STUDIO_MAX_UPLOAD_BYTES = env.int("STUDIO_MAX_UPLOAD_BYTES", default=20 * 1024**3)
+STUDIO_URL_IMPORT_TIMEOUT_S = env.float("STUDIO_URL_IMPORT_TIMEOUT_S", default=600)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

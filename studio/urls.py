@@ -7,6 +7,7 @@ api_v1 = [
     path("", include("studio.accounts.api_urls")),
     path("", include("studio.projects.api_urls")),
     path("", include("studio.audit.api_urls")),
+    path("", include("datasets.api_urls")),
 ]
 
 urlpatterns = [

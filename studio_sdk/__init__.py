@@ -3,10 +3,12 @@
 from studio_sdk import Client
 client = Client()  # STUDIO_URL and STUDIO_TOKEN from the environment
 project = client.projects.create("Churn model")
+version = client.use_project(project).datasets.upload("sales.csv", name="sales")
 """
 
 from studio_sdk._version import __version__
 from studio_sdk.client import Client
+from studio_sdk.datasets import Dataset, DatasetJob, DatasetVersion, JobFailedError, JobTimeoutError
 from studio_sdk.exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -19,15 +21,22 @@ from studio_sdk.exceptions import (
     ValidationError,
 )
 from studio_sdk.projects import Project
+from studio_sdk.recipes import Recipe
 
 __all__ = [
     "AuthenticationError",
     "Client",
     "ConfigurationError",
     "ConflictError",
+    "Dataset",
+    "DatasetJob",
+    "DatasetVersion",
+    "JobFailedError",
+    "JobTimeoutError",
     "NotFoundError",
     "PermissionDeniedError",
     "Project",
+    "Recipe",
     "ServerError",
     "StudioConnectionError",
     "StudioError",

@@ -1,16 +1,19 @@
 """The transport: one `requests.Session`, auth headers, JSON in/out, error mapping and pagination."""
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from studio_sdk import exceptions
 from studio_sdk._version import __version__
 
 API_PATH = "/api/v1/"
 _BODY_EXCERPT_CHARS = 300
+UPLOAD_READ_TIMEOUT_S = 600
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 
 
 def normalise_base_url(url: str) -> str:
@@ -57,27 +60,67 @@ class Transport:
     ) -> Any:
         """Send one request; return the decoded JSON body (None for an empty answer)."""
         url = self.url_for(path)
+        response = self._send(method, url, params=params, json=json)
+        return _decoded(response, method=method, url=url)
+
+    def upload(
+        self,
+        path: str,
+        body: IO[bytes],
+        *,
+        params: Mapping[str, Any] | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> Any:
+        """POST a file object as the raw body, streamed (requests reads it in blocks, with Content-Length).
+
+        The read timeout is longer than usual: the server answers only once the whole body is on its disk.
+        """
+        url = self.url_for(path)
+        response = self._send(
+            "POST",
+            url,
+            params=params,
+            data=body,
+            headers={"Content-Type": content_type},
+            timeout=(self.timeout_s, max(self.timeout_s, UPLOAD_READ_TIMEOUT_S)),
+        )
+        return _decoded(response, method="POST", url=url)
+
+    def download(
+        self, path: str, destination: IO[bytes], *, params: Mapping[str, Any] | None = None
+    ) -> CaseInsensitiveDict:
+        """GET a file and write it to `destination` in chunks, never whole in memory; return the headers."""
+        url = self.url_for(path)
+        response = self._send("GET", url, params=params, stream=True, headers={"Accept": "*/*"})
         try:
-            response = self.session.request(method, url, params=params, json=json, timeout=self.timeout_s)
-        except requests.Timeout as error:
+            for chunk in response.iter_content(chunk_size=DOWNLOAD_CHUNK_BYTES):
+                destination.write(chunk)
+        except requests.RequestException as error:
             raise exceptions.StudioConnectionError(
-                f"Studio at {url} did not answer within {self.timeout_s} s ({type(error).__name__})."
+                f"The download from {url} was interrupted: {error}"
+            ) from error
+        finally:
+            response.close()
+        return response.headers
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send a request; raise a typed error for a transport failure or an error answer."""
+        timeout_s = kwargs.setdefault("timeout", self.timeout_s)
+        try:
+            response = self.session.request(method, url, **kwargs)
+        except requests.Timeout as error:
+            waited_s = timeout_s[-1] if isinstance(timeout_s, tuple) else timeout_s
+            raise exceptions.StudioConnectionError(
+                f"Studio at {url} did not answer within {waited_s} s ({type(error).__name__})."
             ) from error
         except requests.RequestException as error:
             raise exceptions.StudioConnectionError(f"Could not reach Studio at {url}: {error}") from error
         if response.status_code >= 400:
-            raise _error_from(response, method=method, url=url)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as error:
-            raise exceptions.ServerError(
-                f"{method} {url} answered {response.status_code} with a body that is not JSON: "
-                f"{_excerpt(response.text)}",
-                status=response.status_code,
-                code="bad_response",
-            ) from error
+            try:
+                raise _error_from(response, method=method, url=url)
+            finally:
+                response.close()
+        return response
 
     def paginate(self, path: str, *, params: Mapping[str, Any] | None = None) -> Iterator[dict]:
         """Yield every item of a paginated list, following the `next` links until they run out."""
@@ -90,6 +133,20 @@ class Transport:
             # Reuse our own URL with the next link's query: the link's host may be an internal one (behind
             # a proxy), and the bearer token must never follow a link to another host.
             query = dict(parse_qsl(urlsplit(page["next"]).query, keep_blank_values=True))
+
+
+def _decoded(response: requests.Response, *, method: str, url: str) -> Any:
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError as error:
+        raise exceptions.ServerError(
+            f"{method} {url} answered {response.status_code} with a body that is not JSON: "
+            f"{_excerpt(response.text)}",
+            status=response.status_code,
+            code="bad_response",
+        ) from error
 
 
 def _excerpt(text: str) -> str:

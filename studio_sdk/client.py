@@ -1,19 +1,33 @@
 """The entry point: `Client(url, token)` with one attribute per resource."""
 
 import os
+from typing import Any
 
 from studio_sdk._http import Transport
+from studio_sdk.datasets import Datasets, ProjectScope
 from studio_sdk.exceptions import ConfigurationError
-from studio_sdk.projects import Projects
+from studio_sdk.projects import Project, Projects
+from studio_sdk.recipes import Recipes
 
 URL_ENV = "STUDIO_URL"
 TOKEN_ENV = "STUDIO_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 
 
 class Client:
-    """A Studio API client; `url` and `token` default to the STUDIO_URL and STUDIO_TOKEN variables."""
+    """A Studio API client; `url` and `token` default to the STUDIO_URL and STUDIO_TOKEN variables.
 
-    def __init__(self, url: str | None = None, token: str | None = None, *, timeout_s: float = 30) -> None:
+    `project` (an id, a name or a Project; default STUDIO_PROJECT, else the token's project, else the only
+    one the token sees) is where `datasets` and `recipes` work.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        project: int | str | Project | None = None,
+        timeout_s: float = 30,
+    ) -> None:
         url = url or os.environ.get(URL_ENV)
         token = token or os.environ.get(TOKEN_ENV)
         if not url:
@@ -27,10 +41,23 @@ class Client:
             )
         self._http = Transport(url, token.strip(), timeout_s=timeout_s)
         self.projects = Projects(self._http)
+        self._scope = ProjectScope(self._http, project)
+        self.datasets = Datasets(self._http, self._scope)
+        self.recipes = Recipes(self._http, self._scope)
 
     @property
     def url(self) -> str:
         return self._http.base_url
+
+    @property
+    def project(self) -> Project:
+        """The project `datasets` and `recipes` work in (resolved on first use)."""
+        return self.projects.get(self._scope.id)
+
+    def use_project(self, project: Any) -> "Client":
+        """Make `datasets` and `recipes` work in another project (an id, a name or a Project)."""
+        self._scope.use(project)
+        return self
 
     def whoami(self) -> dict:
         """Return the token's user: id, username, email, is_staff, auth, token_project_id."""
