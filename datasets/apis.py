@@ -5,7 +5,7 @@ from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser, DataAndFiles, JSONParser
 from rest_framework.response import Response
 
 from datasets import downloads, files, selectors, services
@@ -105,11 +105,24 @@ class DatasetListApi(ProjectScopedApi):
         return self.paginate(request, datasets, DatasetOutput)
 
 
+class _UnreadBody(BaseParser):
+    """Accept any body and read none of it: the upload view streams the body to disk itself.
+
+    DRF's CSRF check touches request.POST, which parses with the view's parsers; with none at all
+    every browser upload would be refused with 415.
+    """
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return DataAndFiles({}, {})
+
+
 class DatasetUploadApi(ProjectScopedApi):
     """Upload a file as the body (any content type) or as multipart field `file`; converted by a worker."""
 
     required_action = "dataset.write"
-    parser_classes = []  # the body is streamed to disk here, never parsed into memory
+    parser_classes = [_UnreadBody]  # the body is streamed to disk here, never parsed into memory
 
     @extend_schema(
         parameters=[

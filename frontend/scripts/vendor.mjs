@@ -15,6 +15,8 @@ const files = {
   "bootstrap-icons/font/bootstrap-icons.min.css": "bootstrap-icons/bootstrap-icons.min.css",
   "bootstrap-icons/font/fonts": "bootstrap-icons/fonts",
   "htmx.org/dist/htmx.min.js": "htmx/htmx.min.js",
+  // the strict build: no eval/new Function, so it runs under our CSP (script-src 'self')
+  "plotly.js-strict-dist-min/plotly-strict.min.js": "plotly/plotly.min.js",
 };
 
 rmSync(vendor, { recursive: true, force: true });

@@ -3,7 +3,14 @@ from django.utils.functional import SimpleLazyObject
 
 # The left navigation by lifecycle stage. Later stages add their pages here: (label, icon, url name).
 STAGES = [
-    ("Prepare", "bi-database", []),
+    (
+        "Prepare",
+        "bi-database",
+        [
+            ("Datasets", "bi-table", "datasets:list"),
+            ("Recipes", "bi-magic", "datasets:recipes"),
+        ],
+    ),
     ("Build", "bi-journal-code", []),
     ("Train", "bi-cpu", []),
     ("Deploy", "bi-rocket-takeoff", []),
