@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "studio.projects",
     "studio.audit",
     "datasets",
+    "training",
 ]
 
 MIDDLEWARE = [
