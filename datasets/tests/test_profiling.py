@@ -172,13 +172,23 @@ def test_an_empty_file(tmp_path):
             "b": pa.array([], type=pa.string()),
             "c": pa.array([], type=pa.bool_()),
             "d": pa.array([], type=pa.int32()),
+            "e": pa.array([], type=pa.timestamp("us")),
+            "f": pa.array([], type=pa.string()),
         },
     )
+    schema = {
+        "a": "numeric",
+        "b": "categorical",
+        "c": "boolean",
+        "d": "numeric",
+        "e": "datetime",
+        "f": "image",
+    }
 
-    profile = profile_parquet(path, {"a": "numeric", "b": "categorical", "c": "boolean", "d": "numeric"})
+    profile = profile_parquet(path, schema)
 
     assert profile["row_count"] == 0
-    assert profile["column_count"] == 4
+    assert profile["column_count"] == 6
     assert profile["missing_cell_count"] == 0
     assert profile["missing_cell_percent"] == 0.0
     assert profile["duplicate_row_count"] == 0
@@ -389,12 +399,13 @@ def test_large_files_use_a_sample_and_say_so(tmp_path, monkeypatch):
     rng = np.random.default_rng(7)
     rows = 20_000
     x = rng.normal(size=rows)
+    codes = rng.integers(0, 5, size=rows)
     path = write(
         tmp_path,
         {
             "x": pa.array(x),
             "y": pa.array(2 * x + rng.normal(scale=0.1, size=rows)),
-            "code": pa.array(rng.integers(0, 5, size=rows)),
+            "code": pa.array(codes),
             "id": pa.array(np.repeat(np.arange(5000), 4)),  # 5,000 values, each 4 times
             "label": pa.array(rng.choice(["a", "b", "c"], size=rows)),
         },
@@ -423,6 +434,11 @@ def test_large_files_use_a_sample_and_say_so(tmp_path, monkeypatch):
     assert x_column["quantiles_are_approximate"] is True
     assert x_column["quantiles"]["p50"] == pytest.approx(np.median(x), abs=0.05)
     assert (x_column["distinct_count"], x_column["distinct_is_approximate"]) == (rows, True)
+    # An integer column with one bin per value has exact quantiles, from its counts.
+    code = column(profile, "code")
+    assert code["quantiles_are_approximate"] is False
+    expected = np.quantile(codes, [0.05, 0.25, 0.5, 0.75, 0.95])
+    assert list(code["quantiles"].values()) == pytest.approx(expected.tolist())
     # Repeats in the sample: counted exactly over all rows.
     assert (
         column(profile, "code")["distinct_count"],
@@ -446,6 +462,25 @@ def test_large_files_use_a_sample_and_say_so(tmp_path, monkeypatch):
     estimated = column(profile_parquet(path, schema, sample_rows=2000, exact_max_rows=100), "id")
     assert estimated["distinct_is_approximate"] is True
     assert estimated["distinct_count"] == pytest.approx(5000, rel=0.5)
+
+
+def test_histograms_without_footer_statistics(tmp_path):
+    # given: the same data with and without row-group statistics, which plan the bins before the scan
+    rng = np.random.default_rng(11)
+    columns = {"x": pa.array(rng.normal(size=3000)), "n": pa.array(rng.integers(-5, 500, size=3000))}
+    with_statistics = write(tmp_path, columns, name="with.parquet", row_group_size=1000)
+    without = write(tmp_path, columns, name="without.parquet", row_group_size=1000, write_statistics=False)
+    schema = {"x": "numeric", "n": "numeric"}
+
+    # when
+    planned, scanned = profile_parquet(with_statistics, schema), profile_parquet(without, schema)
+
+    # then
+    for name in schema:
+        assert column(planned, name)["histogram"] == column(scanned, name)["histogram"]
+        counts, edges = np.histogram(columns[name].to_numpy(), bins=30)
+        assert column(planned, name)["histogram"]["counts"] == counts.tolist()
+        assert column(planned, name)["histogram"]["edges"] == pytest.approx(edges.tolist())
 
 
 def test_the_same_profile_on_one_thread_and_on_several(tmp_path):

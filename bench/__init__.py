@@ -1,0 +1,1 @@
+"""Benchmarks against the peers each issue names; `make bench` runs them (see bench/README.md)."""
