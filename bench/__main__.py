@@ -27,6 +27,8 @@ from bench.common import machine_facts, machine_markdown
 # One module per issue target; add yours here.
 BENCHMARKS = [
     "profile_vs_pandas",  # issue 3, Speed: profile of 1M rows x 50 columns, >= 5x faster than pandas
+    "preview_latency",  # issue 3, Speed: preview page request on a 10M-row version, p95 < 200 ms
+    "upload_memory",  # issue 3, Speed: upload + conversion of a 1 GB CSV, peak memory < 1 GB
 ]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

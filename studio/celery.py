@@ -16,6 +16,7 @@ app.autodiscover_tasks()
 # where an administrator can change or pause them.
 app.conf.beat_schedule = {
     "datasets-clean-work-dir": {"task": "datasets.clean_work_dir", "schedule": 3600.0},
+    "training-reap-lost-jobs": {"task": "training.reap_lost_jobs", "schedule": 15.0},
 }
 
 

@@ -239,3 +239,10 @@ LOGGING = {
 STUDIO_MAX_UPLOAD_BYTES = env.int("STUDIO_MAX_UPLOAD_BYTES", default=20 * 1024**3)
 STUDIO_URL_IMPORT_TIMEOUT_S = env.float("STUDIO_URL_IMPORT_TIMEOUT_S", default=600)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# Training
+# A running job whose worker has not beaten its heartbeat for this long is lost and queued again.
+STUDIO_JOB_HEARTBEAT_TIMEOUT_S = env.float("STUDIO_JOB_HEARTBEAT_TIMEOUT_S", default=30)
+# Celery queues a training job may be sent to: `default` (CPU workers), `gpu` (GPU workers), and any
+# pool of your own (e.g. `gpu-a100`) that workers consume with `-Q`.
+STUDIO_TRAINING_QUEUES = env.list("STUDIO_TRAINING_QUEUES", default=["default", "gpu"])

@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("studio.projects.api_urls")),
     path("", include("studio.audit.api_urls")),
     path("", include("datasets.api_urls")),
+    path("", include("training.api_urls")),
 ]
 
 urlpatterns = [

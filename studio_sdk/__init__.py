@@ -4,6 +4,8 @@ from studio_sdk import Client
 client = Client()  # STUDIO_URL and STUDIO_TOKEN from the environment
 project = client.projects.create("Churn model")
 version = client.use_project(project).datasets.upload("sales.csv", name="sales")
+with client.runs.start(experiment="churn", params={"lr": 0.01}) as run:
+    run.log_metric("loss", 0.42, step=1)
 """
 
 from studio_sdk._version import __version__
@@ -22,6 +24,7 @@ from studio_sdk.exceptions import (
 )
 from studio_sdk.projects import Project
 from studio_sdk.recipes import Recipe
+from studio_sdk.runs import MetricsNotSentError, Run, start_run
 
 __all__ = [
     "AuthenticationError",
@@ -33,13 +36,16 @@ __all__ = [
     "DatasetVersion",
     "JobFailedError",
     "JobTimeoutError",
+    "MetricsNotSentError",
     "NotFoundError",
     "PermissionDeniedError",
     "Project",
     "Recipe",
+    "Run",
     "ServerError",
     "StudioConnectionError",
     "StudioError",
     "ValidationError",
     "__version__",
+    "start_run",
 ]

@@ -8,6 +8,7 @@ from studio_sdk.datasets import Datasets, ProjectScope
 from studio_sdk.exceptions import ConfigurationError
 from studio_sdk.projects import Project, Projects
 from studio_sdk.recipes import Recipes
+from studio_sdk.runs import Runs
 
 URL_ENV = "STUDIO_URL"
 TOKEN_ENV = "STUDIO_TOKEN"  # noqa: S105 (the variable's name, not a secret)
@@ -17,7 +18,7 @@ class Client:
     """A Studio API client; `url` and `token` default to the STUDIO_URL and STUDIO_TOKEN variables.
 
     `project` (an id, a name or a Project; default STUDIO_PROJECT, else the token's project, else the only
-    one the token sees) is where `datasets` and `recipes` work.
+    one the token sees) is where `datasets`, `recipes` and `runs` work.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class Client:
         self._scope = ProjectScope(self._http, project)
         self.datasets = Datasets(self._http, self._scope)
         self.recipes = Recipes(self._http, self._scope)
+        self.runs = Runs(self._http, self._scope)
 
     @property
     def url(self) -> str:
@@ -51,11 +53,11 @@ class Client:
 
     @property
     def project(self) -> Project:
-        """The project `datasets` and `recipes` work in (resolved on first use)."""
+        """The project `datasets`, `recipes` and `runs` work in (resolved on first use)."""
         return self.projects.get(self._scope.id)
 
     def use_project(self, project: Any) -> "Client":
-        """Make `datasets` and `recipes` work in another project (an id, a name or a Project)."""
+        """Make `datasets`, `recipes` and `runs` work in another project (an id, a name or a Project)."""
         self._scope.use(project)
         return self
 

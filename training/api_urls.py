@@ -1,0 +1,18 @@
+from django.urls import path
+
+from training import apis
+
+P = "projects/<int:project_id>/"
+R = P + "runs/<int:run_id>"
+urlpatterns = [
+    path(P + "experiments", apis.ExperimentListCreateApi.as_view(), name="api-experiments"),
+    path(P + "experiments/<int:experiment_id>", apis.ExperimentDetailApi.as_view(), name="api-experiment"),
+    path(P + "runs", apis.RunListCreateApi.as_view(), name="api-runs"),
+    path(P + "runs/compare", apis.RunCompareApi.as_view(), name="api-runs-compare"),
+    path(R, apis.RunDetailApi.as_view(), name="api-run"),
+    path(R + "/params", apis.RunParamsApi.as_view(), name="api-run-params"),
+    path(R + "/metrics", apis.RunMetricsApi.as_view(), name="api-run-metrics"),
+    path(R + "/metrics/<path:key>", apis.RunMetricHistoryApi.as_view(), name="api-run-metric-history"),
+    path(R + "/artifacts", apis.RunArtifactsApi.as_view(), name="api-run-artifacts"),
+    path(R + "/artifacts/<path:path>", apis.RunArtifactDownloadApi.as_view(), name="api-run-artifact"),
+]

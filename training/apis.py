@@ -1,0 +1,502 @@
+"""The experiment tracking API: experiments, runs, params, tags, metric batches and histories, artifacts."""
+
+from django.http import StreamingHttpResponse
+from django.utils.http import content_disposition_header
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.parsers import BaseParser, DataAndFiles, JSONParser
+from rest_framework.response import Response
+
+from studio.core.api import ProjectScopedApi
+from studio.errors import ApplicationError
+from training import selectors, tracking
+from training.models import RunSource, RunStatus
+
+MAX_METRICS_BODY_BYTES = 32 * 1024 * 1024  # 10k points with the longest keys fit easily
+
+_NUMBER_SCHEMA = {
+    "oneOf": [{"type": "number"}, {"type": "string", "enum": ["Infinity", "-Infinity", "NaN"]}],
+    "nullable": True,
+    "description": "a number; null for NaN; 'Infinity' / '-Infinity' for infinities",
+}
+
+
+@extend_schema_field(_NUMBER_SCHEMA)
+class MetricNumberField(serializers.Field):
+    """A stored metric value as JSON can carry it (strict JSON has no NaN or Infinity)."""
+
+    def to_representation(self, value):
+        return tracking.json_number(value)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": _NUMBER_SCHEMA})
+class MetricValuesField(serializers.Field):
+    def to_representation(self, value):
+        return {key: tracking.json_number(number) for key, number in value.items()}
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
+class StringMapField(serializers.JSONField):
+    """Params or tags: key → string value."""
+
+
+@extend_schema_field({"type": "array", "items": {"type": "integer", "format": "int64"}})
+class IntegerListField(serializers.Field):
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field({"type": "array", "items": _NUMBER_SCHEMA})
+class NumberListField(serializers.Field):
+    def to_representation(self, value):
+        return [tracking.json_number(number) for number in value]
+
+
+# --- outputs -------------------------------------------------------------------------------------
+
+
+class ExperimentOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    run_count = serializers.IntegerField(required=False)
+    last_run_at = serializers.DateTimeField(required=False, allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+
+
+class RunOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    experiment_id = serializers.IntegerField()
+    experiment = serializers.CharField(source="experiment.name")
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    params = StringMapField()
+    tags = StringMapField()
+    metrics = MetricValuesField(source="metric_values", help_text="each metric's latest value")
+    dataset_version_id = serializers.IntegerField(allow_null=True)
+    parent_id = serializers.IntegerField(allow_null=True)
+    source = serializers.ChoiceField(choices=RunSource.choices)
+    trainer = serializers.CharField()
+    device = serializers.CharField()
+    worker_host = serializers.CharField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    duration_s = serializers.FloatField(allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+
+
+class LatestMetricOutput(serializers.Serializer):
+    key = serializers.CharField()
+    value = MetricNumberField()
+    step = serializers.IntegerField()
+    timestamp = serializers.IntegerField(source="timestamp_ms", help_text="milliseconds since 1970")
+    min_step = serializers.IntegerField()
+    point_count = serializers.IntegerField()
+
+
+class DatasetVersionRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    dataset_id = serializers.IntegerField()
+    dataset = serializers.CharField(source="dataset.name")
+    number = serializers.IntegerField()
+
+
+class RunRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+
+
+class RunDetailOutput(RunOutput):
+    latest_metrics = LatestMetricOutput(many=True)
+    dataset_version = DatasetVersionRef(allow_null=True)
+    parent = RunRef(allow_null=True)
+
+
+class ArtifactOutput(serializers.Serializer):
+    path = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class MetricHistoryOutput(serializers.Serializer):
+    key = serializers.CharField()
+    total_points = serializers.IntegerField()
+    downsampled = serializers.BooleanField(help_text="min and max of each bucket of steps when true")
+    bucket_steps = serializers.IntegerField(required=False, help_text="steps per bucket when downsampled")
+    steps = IntegerListField()
+    values = NumberListField()
+    timestamps = IntegerListField()
+
+
+class CompareRowOutput(serializers.Serializer):
+    key = serializers.CharField()
+    values = serializers.DictField(child=serializers.CharField(allow_null=True), help_text="run id → value")
+    differs = serializers.BooleanField()
+
+
+class CompareMetricRowOutput(CompareRowOutput):
+    values = serializers.DictField(child=MetricNumberField(), help_text="run id → latest value")
+
+
+class CompareOutput(serializers.Serializer):
+    runs = RunRef(many=True)
+    params = CompareRowOutput(many=True)
+    metrics = CompareMetricRowOutput(many=True)
+    tags = CompareRowOutput(many=True)
+
+
+# --- experiments ---------------------------------------------------------------------------------
+
+
+class ExperimentListCreateApi(ProjectScopedApi):
+    required_action = {"GET": "training.view", "POST": "training.run"}
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        description = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+
+    @extend_schema(responses=ExperimentOutput(many=True), parameters=[OpenApiParameter("name", str)])
+    def get(self, request, project_id):
+        experiments = selectors.experiment_list(project=self.project)
+        if request.query_params.get("name"):
+            experiments = experiments.filter(name=request.query_params["name"])
+        return self.paginate(request, experiments, ExperimentOutput)
+
+    @extend_schema(request=InputSerializer, responses={201: ExperimentOutput})
+    def post(self, request, project_id):
+        data = self.validated(request)
+        experiment = tracking.experiment_create(user=request.user, project=self.project, ip=self.ip, **data)
+        experiment = selectors.experiment_get(project=self.project, experiment_id=experiment.pk)
+        return Response(ExperimentOutput(experiment).data, status=201)
+
+
+class ExperimentDetailApi(ProjectScopedApi):
+    required_action = "training.view"
+
+    @extend_schema(responses=ExperimentOutput)
+    def get(self, request, project_id, experiment_id):
+        experiment = selectors.experiment_get(project=self.project, experiment_id=experiment_id)
+        return Response(ExperimentOutput(experiment).data)
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+class RunListQuery(serializers.Serializer):
+    filter = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=4000,
+        help_text="e.g. metrics.val_accuracy > 0.9 and params.lr = '0.01' and tags.team = 'a'",
+    )
+    order_by = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        help_text="e.g. metrics.val_accuracy desc, created_at",
+    )
+    experiment = serializers.CharField(required=False, allow_blank=True, help_text="experiment id or name")
+
+
+class RunListCreateApi(ProjectScopedApi):
+    required_action = {"GET": "training.view", "POST": "training.run"}
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        experiment = serializers.CharField(
+            max_length=200, required=False, help_text="experiment name; created when it does not exist"
+        )
+        experiment_id = serializers.IntegerField(required=False)
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+        params = StringMapField(required=False, default=dict)
+        tags = StringMapField(required=False, default=dict)
+        dataset_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+        parent = serializers.IntegerField(required=False, allow_null=True, default=None)
+        source = serializers.ChoiceField(choices=RunSource.choices, default=RunSource.SDK)
+        trainer = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+        device = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+        worker_host = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+        status = serializers.ChoiceField(
+            choices=RunStatus.choices, default=RunStatus.RUNNING, help_text="queued or running"
+        )
+
+        def validate(self, attrs):
+            if not attrs.get("experiment") and attrs.get("experiment_id") is None:
+                raise serializers.ValidationError(
+                    {"experiment": "name the experiment (or give experiment_id)."}
+                )
+            return attrs
+
+    @extend_schema(parameters=[RunListQuery], responses=RunOutput(many=True))
+    def get(self, request, project_id):
+        query = self.validated(request, RunListQuery, data=request.query_params)
+        experiment = None
+        if query.get("experiment"):
+            experiment = selectors.experiment_by_reference(
+                project=self.project, reference=query["experiment"]
+            )
+        ids = selectors.run_list(
+            project=self.project,
+            filter=query.get("filter", ""),
+            order_by=query.get("order_by", ""),
+            experiment=experiment,
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(ids, request, view=self)
+        runs = selectors.runs_by_ids(project=self.project, ids=list(page))
+        return paginator.get_paginated_response(RunOutput(runs, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: RunDetailOutput})
+    def post(self, request, project_id):
+        data = self.validated(request)
+        if data.get("experiment_id") is not None:
+            experiment = selectors.experiment_get(project=self.project, experiment_id=data["experiment_id"])
+        else:
+            experiment = data["experiment"]  # made with the run when it does not exist yet
+        dataset_version = None
+        if data["dataset_version"] is not None:
+            from datasets.selectors import version_get
+
+            dataset_version = version_get(
+                project=self.project, version_id=data["dataset_version"], with_profile=False
+            )
+        parent = None
+        if data["parent"] is not None:
+            parent = selectors.run_get(project=self.project, run_id=data["parent"])
+        run = tracking.run_create(
+            user=request.user,
+            project=self.project,
+            experiment=experiment,
+            name=data["name"],
+            params=data["params"],
+            tags=data["tags"],
+            dataset_version=dataset_version,
+            parent=parent,
+            source=data["source"],
+            trainer=data["trainer"],
+            device=data["device"],
+            worker_host=data["worker_host"],
+            status=data["status"],
+            ip=self.ip,
+        )
+        return Response(_run_detail(self.project, run.pk), status=201)
+
+
+def _run_detail(project, run_id: int) -> dict:
+    return RunDetailOutput(selectors.run_detail(project=project, run_id=run_id)).data
+
+
+def _run_ids(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ApplicationError(
+            "ids: a comma-separated list of run ids, e.g. ?ids=3,4,5.", extra={"field": "ids"}
+        ) from None
+
+
+class RunCompareApi(ProjectScopedApi):
+    required_action = "training.view"
+
+    @extend_schema(
+        parameters=[OpenApiParameter("ids", str, required=True, description="run ids, comma-separated")],
+        responses=CompareOutput,
+    )
+    def get(self, request, project_id):
+        comparison = selectors.runs_compare(
+            project=self.project, run_ids=_run_ids(request.query_params.get("ids", ""))
+        )
+        return Response(CompareOutput(comparison).data)
+
+
+class RunDetailApi(ProjectScopedApi):
+    required_action = {"GET": "training.view", "PATCH": "training.run", "DELETE": "training.run"}
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        tags = serializers.DictField(
+            child=serializers.CharField(allow_null=True, allow_blank=True, max_length=5000),
+            required=False,
+            help_text="merged into the run's tags; null removes a tag",
+        )
+        status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+        device = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        worker_host = serializers.CharField(max_length=255, required=False, allow_blank=True)
+
+    @extend_schema(responses=RunDetailOutput)
+    def get(self, request, project_id, run_id):
+        return Response(_run_detail(self.project, run_id))
+
+    @extend_schema(request=InputSerializer, responses=RunDetailOutput)
+    def patch(self, request, project_id, run_id):
+        data = self.validated(request)
+        run = selectors.run_get(project=self.project, run_id=run_id)
+        tracking.run_update(user=request.user, run=run, ip=self.ip, **data)
+        return Response(_run_detail(self.project, run_id))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, project_id, run_id):
+        run = selectors.run_get(project=self.project, run_id=run_id)
+        tracking.run_delete(user=request.user, run=run, ip=self.ip)
+        return Response(status=204)
+
+
+class RunParamsApi(ProjectScopedApi):
+    required_action = "training.run"
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        params = StringMapField(help_text="key → value; values are stored as strings and never change")
+
+    class OutputSerializer(serializers.Serializer):
+        params = StringMapField()
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def post(self, request, project_id, run_id):
+        data = self.validated(request)
+        run = selectors.run_get(project=self.project, run_id=run_id)
+        params = tracking.run_log_params(user=request.user, run=run, params=data["params"])
+        return Response({"params": params})
+
+
+class _MetricsJSONParser(JSONParser):
+    """JSON with a size cap: a metric batch is read whole, so a huge body is refused before parsing."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        length = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if length and length.isdigit() and int(length) > MAX_METRICS_BODY_BYTES:
+            raise ApplicationError(
+                f"The batch is over {MAX_METRICS_BODY_BYTES} bytes; send at most "
+                f"{tracking.MAX_POINTS_PER_BATCH} points per request.",
+                code="too_large",
+                status=413,
+            )
+        return super().parse(stream, media_type, parser_context)
+
+
+class MetricPointInput(serializers.Serializer):
+    key = serializers.CharField(max_length=250)
+    value = serializers.FloatField(help_text="a number, or 'NaN', 'Infinity', '-Infinity'")
+    step = serializers.IntegerField(required=False, default=0)
+    timestamp = serializers.IntegerField(required=False, help_text="milliseconds since 1970; default now")
+
+
+class RunMetricsApi(ProjectScopedApi):
+    required_action = {"GET": "training.view", "POST": "training.run"}
+    parser_classes = [_MetricsJSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        metrics = MetricPointInput(many=True, max_length=tracking.MAX_POINTS_PER_BATCH)
+
+    class OutputSerializer(serializers.Serializer):
+        stored = serializers.IntegerField()
+
+    @extend_schema(
+        responses=LatestMetricOutput(many=True), description="Each metric's latest value and extent."
+    )
+    def get(self, request, project_id, run_id):
+        run = selectors.run_get(project=self.project, run_id=run_id)
+        return self.paginate(request, selectors.run_metric_keys(run=run), LatestMetricOutput)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+        description="Store a batch of up to 10,000 points in one transaction.",
+    )
+    def post(self, request, project_id, run_id):
+        # The documented shape is InputSerializer's; DRF would spend ~1 s on 10k points, so the
+        # service checks every point itself and names the first bad one.
+        body = request.data
+        if not isinstance(body, dict) or "metrics" not in body:
+            raise ApplicationError(
+                'metrics: send {"metrics": [{"key", "value", "step", "timestamp"}, ...]}.',
+                extra={"field": "metrics"},
+            )
+        run = selectors.run_get(project=self.project, run_id=run_id)
+        stored = tracking.run_log_metrics(user=request.user, run=run, metrics=body["metrics"])
+        return Response({"stored": stored}, status=201)
+
+
+class MetricHistoryQuery(serializers.Serializer):
+    max_points = serializers.IntegerField(
+        min_value=selectors.MIN_HISTORY_POINTS, max_value=selectors.MAX_HISTORY_POINTS, default=1000
+    )
+
+
+class RunMetricHistoryApi(ProjectScopedApi):
+    required_action = "training.view"
+
+    @extend_schema(parameters=[MetricHistoryQuery], responses=MetricHistoryOutput)
+    def get(self, request, project_id, run_id, key):
+        query = self.validated(request, MetricHistoryQuery, data=request.query_params)
+        run = selectors.run_get(project=self.project, run_id=run_id)
+        history = selectors.metric_history(run=run, key=key, max_points=query["max_points"])
+        return Response(MetricHistoryOutput(history).data)
+
+
+class _UnreadBody(BaseParser):
+    """Accept any body and read none of it: the artifact upload streams the body to disk itself."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return DataAndFiles({}, {})
+
+
+class RunArtifactsApi(ProjectScopedApi):
+    required_action = {"GET": "training.view", "POST": "training.run"}
+    parser_classes = [_UnreadBody]
+
+    @extend_schema(responses=ArtifactOutput(many=True))
+    def get(self, request, project_id, run_id):
+        run = selectors.run_get(project=self.project, run_id=run_id)
+        return self.paginate(request, selectors.artifact_list(run=run), ArtifactOutput)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("path", str, required=True, description="e.g. model/weights.safetensors")
+        ],
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        responses={201: ArtifactOutput},
+    )
+    def post(self, request, project_id, run_id):
+        run = selectors.run_get(project=self.project, run_id=run_id)
+        length = request.META.get("CONTENT_LENGTH")
+        artifact = tracking.artifact_upload(
+            user=request.user,
+            run=run,
+            path=request.query_params.get("path", ""),
+            stream=request._request,
+            expected_bytes=int(length) if length and length.isdigit() else None,
+            ip=self.ip,
+        )
+        return Response(ArtifactOutput(artifact).data, status=201)
+
+
+class RunArtifactDownloadApi(ProjectScopedApi):
+    required_action = "training.view"
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request, project_id, run_id, path):
+        from datasets import downloads, files
+
+        run = selectors.run_get(project=self.project, run_id=run_id)
+        artifact = selectors.artifact_get(run=run, path=tracking.clean_artifact_path(path))
+        response = StreamingHttpResponse(
+            downloads.file_chunks(request._request, files.local_path(artifact.storage_name)),
+            content_type="application/octet-stream",
+        )
+        response["Content-Length"] = str(artifact.size_bytes)
+        response["Content-Disposition"] = content_disposition_header(
+            as_attachment=True, filename=artifact.path.rsplit("/", 1)[-1]
+        )
+        response["Content-Security-Policy"] = "default-src 'none'"
+        return response

@@ -1,0 +1,153 @@
+"""Every training API route × every role, plus outsiders (404) and anonymous callers (401)."""
+
+import io
+
+import pytest
+from rest_framework.test import APIClient
+
+from studio.core.testing import UserFactory, project_with_roles
+from studio.projects import permissions as matrix
+from studio.projects.permissions import Role
+from training import tracking
+
+OK = {200, 201, 202, 204}
+RUN = "projects/<int:project_id>/runs/<int:run_id>"
+
+# (method, route, url template, action, body); bodies are valid so an allowed role gets a 2xx.
+ROUTES = [
+    (
+        "GET",
+        "projects/<int:project_id>/experiments",
+        "/api/v1/projects/{p}/experiments",
+        "training.view",
+        None,
+    ),
+    (
+        "POST",
+        "projects/<int:project_id>/experiments",
+        "/api/v1/projects/{p}/experiments",
+        "training.run",
+        {"name": "new experiment"},
+    ),
+    (
+        "GET",
+        "projects/<int:project_id>/experiments/<int:experiment_id>",
+        "/api/v1/projects/{p}/experiments/{e}",
+        "training.view",
+        None,
+    ),
+    (
+        "GET",
+        "projects/<int:project_id>/runs",
+        "/api/v1/projects/{p}/runs?filter=metrics.loss%20%3E%200&order_by=metrics.loss%20desc",
+        "training.view",
+        None,
+    ),
+    (
+        "POST",
+        "projects/<int:project_id>/runs",
+        "/api/v1/projects/{p}/runs",
+        "training.run",
+        {"experiment": "churn", "params": {"lr": 0.1}},
+    ),
+    (
+        "GET",
+        "projects/<int:project_id>/runs/compare",
+        "/api/v1/projects/{p}/runs/compare?ids={r},{r2}",
+        "training.view",
+        None,
+    ),
+    ("GET", RUN, "/api/v1/projects/{p}/runs/{r}", "training.view", None),
+    ("PATCH", RUN, "/api/v1/projects/{p}/runs/{r}", "training.run", {"tags": {"team": "b"}}),
+    ("DELETE", RUN, "/api/v1/projects/{p}/runs/{r}", "training.run", None),
+    (
+        "POST",
+        RUN + "/params",
+        "/api/v1/projects/{p}/runs/{r}/params",
+        "training.run",
+        {"params": {"seed": 1}},
+    ),
+    ("GET", RUN + "/metrics", "/api/v1/projects/{p}/runs/{r}/metrics", "training.view", None),
+    (
+        "POST",
+        RUN + "/metrics",
+        "/api/v1/projects/{p}/runs/{r}/metrics",
+        "training.run",
+        {"metrics": [{"key": "loss", "value": 0.1, "step": 9}]},
+    ),
+    (
+        "GET",
+        RUN + "/metrics/<path:key>",
+        "/api/v1/projects/{p}/runs/{r}/metrics/loss",
+        "training.view",
+        None,
+    ),
+    ("GET", RUN + "/artifacts", "/api/v1/projects/{p}/runs/{r}/artifacts", "training.view", None),
+    (
+        "POST",
+        RUN + "/artifacts",
+        "/api/v1/projects/{p}/runs/{r}/artifacts?path=notes.txt",
+        "training.run",
+        "raw",
+    ),
+    (
+        "GET",
+        RUN + "/artifacts/<path:path>",
+        "/api/v1/projects/{p}/runs/{r}/artifacts/model/card.json",
+        "training.view",
+        None,
+    ),
+]
+
+
+@pytest.fixture
+def world(db):
+    project, users = project_with_roles()
+    users["outsider"] = UserFactory(username="training-outsider")
+    owner = users[Role.OWNER]
+    experiment = tracking.experiment_get_or_create(user=owner, project=project, name="churn")
+    run = tracking.run_create(user=owner, project=project, experiment=experiment, tags={"team": "a"})
+    other = tracking.run_create(user=owner, project=project, experiment=experiment)
+    tracking.run_log_metrics(user=owner, run=run, metrics=[{"key": "loss", "value": 0.5, "step": 1}])
+    tracking.artifact_upload(user=owner, run=run, path="model/card.json", stream=io.BytesIO(b"{}"))
+    return {"project": project, "users": users, "e": experiment, "r": run, "r2": other}
+
+
+def _url(template, world):
+    return template.format(p=world["project"].pk, e=world["e"].pk, r=world["r"].pk, r2=world["r2"].pk)
+
+
+def call(client, method, url, body):
+    if body == "raw":
+        return client.generic(method, url, b"some notes", content_type="application/octet-stream")
+    if body is None:
+        return getattr(client, method.lower())(url)
+    return getattr(client, method.lower())(url, body, format="json")
+
+
+@pytest.mark.parametrize("principal", [*Role.values, "outsider"])
+@pytest.mark.parametrize(
+    ("method", "route", "template", "action", "body"), ROUTES, ids=[f"{r[0]} {r[1]}" for r in ROUTES]
+)
+def test_training_routes_follow_the_matrix(world, principal, method, route, template, action, body):
+    client = APIClient()
+    client.force_authenticate(world["users"][principal])
+    response = call(client, method, _url(template, world), body)
+    if principal == "outsider":
+        assert response.status_code == 404, response.content
+    elif matrix.role_allows(principal, action):
+        assert response.status_code in OK, (
+            principal,
+            response.status_code,
+            getattr(response, "content", b""),
+        )
+    else:
+        assert response.status_code == 403, (principal, response.status_code)
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "template", "action", "body"), ROUTES, ids=[f"{r[0]} {r[1]}" for r in ROUTES]
+)
+def test_anonymous_callers_get_401(world, method, route, template, action, body):
+    response = call(APIClient(), method, _url(template, world), body)
+    assert response.status_code == 401, response.content
