@@ -159,6 +159,11 @@ def register_version(*, user, project, path: Path, rows: int):
     )
     version.full_clean()
     version.save()
+    # The profile job builds the preview's DuckDB copy before profiling; the benchmark runs no job.
+    from datasets.services import build_preview_copy
+
+    if build_preview_copy(version) is None:
+        raise RuntimeError("the preview copy could not be built")
     return version
 
 

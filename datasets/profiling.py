@@ -211,7 +211,7 @@ def profile_parquet(
     sample_rows: int = 50_000,
     exact_max_rows: int = 100_000,
     duplicates: bool = True,
-    memory_limit: str = "1GB",
+    memory_limit: str = "512MB",
     threads: int = 2,
 ) -> dict[str, Any]:
     """Profile the Parquet file at `path`; `schema` maps column names to our column types.

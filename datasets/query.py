@@ -34,6 +34,7 @@ def preview(
     sort: Sequence[Sequence[str]] = (),
     filters: Sequence[Mapping[str, Any]] = (),
     expression: str | None = None,
+    total: int | None = None,
 ) -> dict[str, Any]:
     """Return {"columns": [name, ...], "rows": [[value, ...], ...], "total": rows matching the filters}.
 
@@ -41,6 +42,8 @@ def preview(
     of which must hold, with op one of FILTER_OPERATORS ("contains" ignores case; is_null and
     not_null take no value). expression: a filter in the expression language (expressions.py).
     Values are JSON-safe: dates and times as ISO text, NaN and infinities as None, bytes as None.
+    total: the count of rows matching these filters, when the caller already knows it (the count
+    query is then skipped).
     """
     _check_integer(offset, "offset", maximum=None)
     _check_integer(limit, "limit", maximum=MAX_LIMIT)
@@ -62,8 +65,11 @@ def preview(
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     order_by = _order_by(sort, types)
 
+    if total is not None:
+        _check_integer(total, "total", maximum=None)
     try:
-        (total,) = select_relation(con, f"SELECT count(*) FROM {source}{where}").fetchone()  # noqa: S608
+        if total is None:
+            (total,) = select_relation(con, f"SELECT count(*) FROM {source}{where}").fetchone()  # noqa: S608
         rows = select_relation(
             con,
             f"SELECT * FROM {source}{where}{order_by} LIMIT {limit} OFFSET {offset}",  # noqa: S608 (quoted)

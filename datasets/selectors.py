@@ -1,10 +1,18 @@
 """Reads of the datasets app, always scoped to a project the caller belongs to."""
 
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from django.core.cache import cache
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from datasets import files
 from datasets.models import Dataset, DatasetJob, DatasetVersion, Recipe
 from studio.errors import ApplicationError, NotFound
+
+logger = logging.getLogger(__name__)
 
 
 def dataset_list(*, project, search: str = "", kind: str = "") -> QuerySet[Dataset]:
@@ -87,6 +95,9 @@ def recipe_get(*, project, recipe_id=None, name: str | None = None) -> Recipe:
     return recipe
 
 
+TOTAL_CACHE_SECONDS = 24 * 3600
+
+
 def version_rows(
     *,
     version: DatasetVersion,
@@ -96,26 +107,76 @@ def version_rows(
     filters=(),
     expression: str | None = None,
 ) -> dict:
-    """A page of rows with server-side sorting and filtering (DuckDB over the version's Parquet)."""
-    from datasets.duck import sandboxed_connection
+    """A page of rows with server-side sorting and filtering (DuckDB over the version's data).
+
+    Reads the version's DuckDB copy (`services.build_preview_copy`) when there is one, else the
+    Parquet file. The count of matching rows is cached per version and filters: a version's data
+    never changes.
+    """
+    from datasets.duck import copy_cursor, sandboxed_connection
     from datasets.expressions import ExpressionError
     from datasets.query import QueryError, preview
 
-    connection = sandboxed_connection({"source": files.local_path(version.storage_name)})
+    sort, filters = list(sort), list(filters)
+    parquet = files.local_path(version.storage_name)
+    copy = preview_copy_path(parquet)
+    connection = None
+    if copy.is_file():
+        try:
+            connection = copy_cursor(copy)
+        except Exception:
+            logger.exception("cannot open the preview copy %s; reading the Parquet file", copy)
+    if connection is None:
+        connection = sandboxed_connection({"source": parquet})
+    key = _total_cache_key(version, filters, expression)
+    total = _cache_get(key) if key else None
     try:
-        return preview(
+        result = preview(
             connection,
             "source",
             offset=offset,
             limit=limit,
-            sort=list(sort),
-            filters=list(filters),
+            sort=sort,
+            filters=filters,
             expression=expression,
+            total=total if isinstance(total, int) else None,
         )
     except (QueryError, ExpressionError) as error:
         raise ApplicationError(str(error), code="bad_query") from None
     finally:
         connection.close()
+    if key and total is None:
+        _cache_set(key, result["total"])
+    return result
+
+
+def preview_copy_path(parquet: Path) -> Path:
+    """Where the DuckDB copy of a version's Parquet file lives: beside it, suffix .duckdb."""
+    return parquet.with_suffix(".duckdb")
+
+
+def _total_cache_key(version: DatasetVersion, filters: list, expression: str | None) -> str | None:
+    try:
+        text = json.dumps({"filters": filters, "expression": expression}, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        return None  # not JSON: preview() refuses it
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return f"datasets:rows-total:{version.pk}:{version.sha256}:{digest}"
+
+
+def _cache_get(key: str):
+    try:
+        return cache.get(key)
+    except Exception:  # the cache is an optimisation: a Redis outage must not break the preview
+        logger.warning("cache read failed for %s", key, exc_info=True)
+        return None
+
+
+def _cache_set(key: str, value: int) -> None:
+    try:
+        cache.set(key, value, TOTAL_CACHE_SECONDS)
+    except Exception:
+        logger.warning("cache write failed for %s", key, exc_info=True)
 
 
 def recipe_preview(

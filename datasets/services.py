@@ -372,6 +372,7 @@ def dataset_version_profile_execute(*, version_id: int) -> None:
                 },
             )
 
+    build_preview_copy(version)  # before the profile: the preview gets fast as soon as it can
     try:
         profile = profile_parquet(files.local_path(version.storage_name), version.columns, progress=progress)
     except Exception as error:
@@ -393,6 +394,26 @@ def dataset_version_profile_execute(*, version_id: int) -> None:
         kind="dataset_profile",
         payload={"version_id": version_id, "status": "done", "progress": 1.0},
     )
+
+
+def build_preview_copy(version: DatasetVersion) -> Path | None:
+    """Write the DuckDB copy of a version's Parquet file that the preview reads, beside the file.
+
+    Being in the version's folder, it goes with the folder when the version is deleted. A failure is
+    logged and otherwise ignored: the preview then reads the Parquet file, only slower.
+    """
+    from datasets.duck import build_table_copy
+    from datasets.selectors import preview_copy_path
+
+    try:
+        parquet = files.local_path(version.storage_name)
+        target = preview_copy_path(parquet)
+        if target.is_file():
+            return target
+        return build_table_copy(parquet, target)
+    except Exception:
+        logger.exception("building the preview copy of dataset version %s failed", version.pk)
+        return None
 
 
 # --- editing and deleting ------------------------------------------------------------------------
@@ -460,6 +481,7 @@ def dataset_version_delete(*, user, version: DatasetVersion, ip: str | None = No
     )
     if files_shared:  # derived versions still show these images: keep the Parquet only out
         transaction.on_commit(lambda: files.delete_prefix(prefix + "/data.parquet"))
+        transaction.on_commit(lambda: files.delete_prefix(prefix + "/data.duckdb"))
     else:
         transaction.on_commit(lambda: files.delete_prefix(prefix))
 
