@@ -62,3 +62,21 @@ def test_rename_to_a_taken_name_is_a_clear_conflict(owner_and_dataset):
     assert raised.value.status_code == 409
     dataset.refresh_from_db()
     assert dataset.name == "sales"
+
+
+def test_preview_reads_the_duckdb_copy_and_caches_filtered_counts(owner_and_dataset):
+    from datasets.selectors import preview_copy_path, version_rows
+    from datasets.services import build_preview_copy
+
+    _user, dataset = owner_and_dataset
+    version = make_version(dataset=dataset)
+    from_parquet = version_rows(version=version, sort=[("income", "desc")], expression="age > 30")
+    copy = build_preview_copy(version)
+    assert copy == preview_copy_path(files.local_path(version.storage_name))
+    assert copy.is_file()
+    from_copy = version_rows(version=version, sort=[("income", "desc")], expression="age > 30")
+    assert from_copy == from_parquet
+    assert from_copy["total"] == 4
+    assert [row[0] for row in from_copy["rows"]] == [58, 42, 42, 31]
+    # the cached count is per filter: another filter gets its own
+    assert version_rows(version=version, expression="city == 'Paris'")["total"] == 3
