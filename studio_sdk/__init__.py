@@ -25,6 +25,7 @@ from studio_sdk.exceptions import (
 from studio_sdk.projects import Project
 from studio_sdk.recipes import Recipe
 from studio_sdk.runs import MetricsNotSentError, Run, start_run
+from studio_sdk.training import TrainingJob, TrainingJobFailedError
 
 __all__ = [
     "AuthenticationError",
@@ -45,6 +46,8 @@ __all__ = [
     "ServerError",
     "StudioConnectionError",
     "StudioError",
+    "TrainingJob",
+    "TrainingJobFailedError",
     "ValidationError",
     "__version__",
     "start_run",

@@ -9,6 +9,7 @@ from studio_sdk.exceptions import ConfigurationError
 from studio_sdk.projects import Project, Projects
 from studio_sdk.recipes import Recipes
 from studio_sdk.runs import Runs
+from studio_sdk.training import Training
 
 URL_ENV = "STUDIO_URL"
 TOKEN_ENV = "STUDIO_TOKEN"  # noqa: S105 (the variable's name, not a secret)
@@ -18,7 +19,7 @@ class Client:
     """A Studio API client; `url` and `token` default to the STUDIO_URL and STUDIO_TOKEN variables.
 
     `project` (an id, a name or a Project; default STUDIO_PROJECT, else the token's project, else the only
-    one the token sees) is where `datasets`, `recipes` and `runs` work.
+    one the token sees) is where `datasets`, `recipes`, `runs` and `training` work.
     """
 
     def __init__(
@@ -46,6 +47,7 @@ class Client:
         self.datasets = Datasets(self._http, self._scope)
         self.recipes = Recipes(self._http, self._scope)
         self.runs = Runs(self._http, self._scope)
+        self.training = Training(self._http, self._scope)
 
     @property
     def url(self) -> str:

@@ -7,9 +7,16 @@ R = P + "runs/<int:run_id>"
 urlpatterns = [
     path(P + "experiments", apis.ExperimentListCreateApi.as_view(), name="api-experiments"),
     path(P + "experiments/<int:experiment_id>", apis.ExperimentDetailApi.as_view(), name="api-experiment"),
+    path(P + "trainers", apis.TrainerListApi.as_view(), name="api-trainers"),
+    path(P + "training-jobs", apis.TrainingJobListCreateApi.as_view(), name="api-training-jobs"),
+    path(P + "training-jobs/<int:job_id>", apis.TrainingJobDetailApi.as_view(), name="api-training-job"),
+    path(
+        P + "training-jobs/<int:job_id>/stop", apis.TrainingJobStopApi.as_view(), name="api-training-job-stop"
+    ),
     path(P + "runs", apis.RunListCreateApi.as_view(), name="api-runs"),
     path(P + "runs/compare", apis.RunCompareApi.as_view(), name="api-runs-compare"),
     path(R, apis.RunDetailApi.as_view(), name="api-run"),
+    path(R + "/logs", apis.RunLogsApi.as_view(), name="api-run-logs"),
     path(R + "/params", apis.RunParamsApi.as_view(), name="api-run-params"),
     path(R + "/metrics", apis.RunMetricsApi.as_view(), name="api-run-metrics"),
     path(R + "/metrics/<path:key>", apis.RunMetricHistoryApi.as_view(), name="api-run-metric-history"),

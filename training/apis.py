@@ -10,7 +10,8 @@ from rest_framework.response import Response
 
 from studio.core.api import ProjectScopedApi
 from studio.errors import ApplicationError
-from training import selectors, tracking
+from training import jobs, selectors, tracking
+from training.job_models import JobStatus
 from training.models import RunSource, RunStatus
 
 MAX_METRICS_BODY_BYTES = 32 * 1024 * 1024  # 10k points with the longest keys fit easily
@@ -500,3 +501,166 @@ class RunArtifactDownloadApi(ProjectScopedApi):
         )
         response["Content-Security-Policy"] = "default-src 'none'"
         return response
+
+
+# --- trainers and training jobs ------------------------------------------------------------------
+
+
+class HyperparameterOutput(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=["int", "float", "str", "bool", "int_list"])
+    default = serializers.JSONField(allow_null=True)
+    min = serializers.FloatField(allow_null=True)
+    max = serializers.FloatField(allow_null=True)
+    choices = serializers.ListField(child=serializers.JSONField(), allow_null=True)
+    optional = serializers.BooleanField()
+    help = serializers.CharField()
+
+
+class TrainerOutput(serializers.Serializer):
+    name = serializers.CharField()
+    title = serializers.CharField()
+    task = serializers.CharField(help_text="classification or regression")
+    data_kind = serializers.CharField(help_text="tabular, image or text")
+    target_types = serializers.ListField(child=serializers.CharField())
+    hyperparameters = HyperparameterOutput(many=True)
+
+
+class TrainingJobOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    run_id = serializers.IntegerField()
+    trainer = serializers.CharField(source="spec.trainer", default="")
+    dataset_version_id = serializers.IntegerField(
+        source="spec.dataset_version_id", allow_null=True, default=None
+    )
+    target = serializers.CharField(source="spec.target", allow_null=True, default=None)
+    hyperparameters = serializers.JSONField(source="spec.hyperparameters", default=dict)
+    status = serializers.ChoiceField(choices=JobStatus.choices)
+    progress = serializers.FloatField(help_text="0 to 1")
+    message = serializers.CharField()
+    attempts = serializers.IntegerField()
+    max_attempts = serializers.IntegerField()
+    error = serializers.CharField()
+    error_code = serializers.CharField()
+    queue = serializers.CharField()
+    gpus = serializers.IntegerField()
+    time_limit_s = serializers.IntegerField()
+    is_stop_requested = serializers.BooleanField()
+    worker_host = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    heartbeat_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class LogChunkOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+
+
+class RunLogsOutput(serializers.Serializer):
+    chunks = LogChunkOutput(many=True)
+    next = serializers.IntegerField(help_text="the last chunk's id: pass it as ?after= to read on")
+
+
+class TrainerListApi(ProjectScopedApi):
+    required_action = "training.view"
+
+    @extend_schema(responses=TrainerOutput(many=True), description="The built-in trainers and their forms.")
+    def get(self, request, project_id):
+        from training.trainers import TRAINERS
+
+        return Response(TrainerOutput([trainer.describe() for trainer in TRAINERS.values()], many=True).data)
+
+
+class TrainingJobListCreateApi(ProjectScopedApi):
+    required_action = {"GET": "training.view", "POST": "training.run"}
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        trainer = serializers.CharField(max_length=100)
+        dataset_version_id = serializers.IntegerField()
+        target = serializers.CharField(max_length=250, required=False, allow_null=True, allow_blank=True)
+        hyperparameters = serializers.DictField(required=False, default=dict)
+        experiment = serializers.CharField(max_length=200, required=False, default="default")
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+        gpus = serializers.IntegerField(min_value=0, max_value=64, required=False, default=0)
+        processes = serializers.IntegerField(min_value=1, max_value=8, required=False, default=1)
+        queue = serializers.CharField(max_length=20, required=False, allow_null=True, default=None)
+        time_limit_s = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+
+    @extend_schema(responses=TrainingJobOutput(many=True))
+    def get(self, request, project_id):
+        return self.paginate(request, selectors.training_job_list(project=self.project), TrainingJobOutput)
+
+    @extend_schema(request=InputSerializer, responses={201: TrainingJobOutput})
+    def post(self, request, project_id):
+        from datasets.selectors import version_get
+
+        data = self.validated(request)
+        try:
+            version = version_get(
+                project=self.project, version_id=data["dataset_version_id"], with_profile=False
+            )
+        except ApplicationError as error:
+            raise ApplicationError(
+                f"dataset_version_id: {error.message}", code=error.code, extra={"field": "dataset_version_id"}
+            ) from None
+        job = jobs.training_job_submit(
+            user=request.user,
+            project=self.project,
+            trainer=data["trainer"],
+            dataset_version=version,
+            target=data.get("target") or None,
+            hyperparameters=data["hyperparameters"],
+            experiment=data["experiment"],
+            name=data["name"],
+            gpus=data["gpus"],
+            processes=data["processes"],
+            time_limit_s=data["time_limit_s"],
+            queue=data["queue"] or None,
+            ip=self.ip,
+        )
+        job = selectors.training_job_get(project=self.project, job_id=job.pk)
+        return Response(TrainingJobOutput(job).data, status=201)
+
+
+class TrainingJobDetailApi(ProjectScopedApi):
+    required_action = "training.view"
+
+    @extend_schema(responses=TrainingJobOutput)
+    def get(self, request, project_id, job_id):
+        job = selectors.training_job_get(project=self.project, job_id=job_id)
+        return Response(TrainingJobOutput(job).data)
+
+
+class TrainingJobStopApi(ProjectScopedApi):
+    required_action = "training.run"
+
+    @extend_schema(request=None, responses=TrainingJobOutput, description="Stop a queued or running job.")
+    def post(self, request, project_id, job_id):
+        job = selectors.training_job_get(project=self.project, job_id=job_id)
+        jobs.training_job_stop(user=request.user, job=job, ip=self.ip)
+        job = selectors.training_job_get(project=self.project, job_id=job_id)
+        return Response(TrainingJobOutput(job).data)
+
+
+class RunLogsQuery(serializers.Serializer):
+    after = serializers.IntegerField(min_value=0, default=0, help_text="read the chunks after this chunk id")
+
+
+class RunLogsApi(ProjectScopedApi):
+    required_action = "training.view"
+
+    @extend_schema(parameters=[RunLogsQuery], responses=RunLogsOutput)
+    def get(self, request, project_id, run_id):
+        query = self.validated(request, RunLogsQuery, data=request.query_params)
+        run = selectors.run_get(project=self.project, run_id=run_id)
+        chunks = selectors.run_log_chunks(run=run, after=query["after"])
+        return Response(
+            {
+                "chunks": LogChunkOutput(chunks, many=True).data,
+                "next": chunks[-1].pk if chunks else query["after"],
+            }
+        )

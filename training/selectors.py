@@ -7,6 +7,7 @@ from django.db.models import Count, Max, Prefetch, QuerySet
 
 from studio.errors import ApplicationError, NotFound
 from training import search
+from training.job_models import RunLogChunk, TrainingJob
 from training.models import Artifact, Experiment, LatestMetric, Metric, Run
 
 MAX_COMPARE_RUNS = 100
@@ -207,3 +208,28 @@ def _side_by_side(runs: list[Run], values_by_run: dict[int, dict]) -> list[dict]
         distinct = {repr(value) for value in values.values()}
         rows.append({"key": key, "values": values, "differs": len(distinct) > 1})
     return rows
+
+
+# --- training jobs -------------------------------------------------------------------------------
+
+MAX_LOG_CHUNKS = 1000
+
+
+def training_job_list(*, project) -> QuerySet[TrainingJob]:
+    return (
+        TrainingJob.objects.filter(project=project)
+        .select_related("run", "created_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def training_job_get(*, project, job_id: int) -> TrainingJob:
+    job = training_job_list(project=project).filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("No such training job in this project.")
+    return job
+
+
+def run_log_chunks(*, run: Run, after: int = 0, limit: int = MAX_LOG_CHUNKS) -> list[RunLogChunk]:
+    """The run's log chunks after chunk id `after`, oldest first (for tailing a log)."""
+    return list(RunLogChunk.objects.filter(run=run, pk__gt=after).order_by("id")[:limit])

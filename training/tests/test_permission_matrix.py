@@ -5,13 +5,17 @@ import io
 import pytest
 from rest_framework.test import APIClient
 
+from datasets.tests.factories import DatasetFactory, make_version
 from studio.core.testing import UserFactory, project_with_roles
 from studio.projects import permissions as matrix
 from studio.projects.permissions import Role
 from training import tracking
+from training.job_models import RunLogChunk
+from training.jobs import training_job_submit
 
 OK = {200, 201, 202, 204}
 RUN = "projects/<int:project_id>/runs/<int:run_id>"
+JOB = "projects/<int:project_id>/training-jobs/<int:job_id>"
 
 # (method, route, url template, action, body); bodies are valid so an allowed role gets a 2xx.
 ROUTES = [
@@ -36,6 +40,35 @@ ROUTES = [
         "training.view",
         None,
     ),
+    ("GET", "projects/<int:project_id>/trainers", "/api/v1/projects/{p}/trainers", "training.view", None),
+    (
+        "GET",
+        "projects/<int:project_id>/training-jobs",
+        "/api/v1/projects/{p}/training-jobs",
+        "training.view",
+        None,
+    ),
+    (
+        "POST",
+        "projects/<int:project_id>/training-jobs",
+        "/api/v1/projects/{p}/training-jobs",
+        "training.run",
+        {
+            "trainer": "tabular_classification",
+            "dataset_version_id": "{v}",
+            "target": "label",
+            "hyperparameters": {"epochs": 2},
+        },
+    ),
+    (
+        "GET",
+        JOB,
+        "/api/v1/projects/{p}/training-jobs/{j}",
+        "training.view",
+        None,
+    ),
+    ("POST", JOB + "/stop", "/api/v1/projects/{p}/training-jobs/{j}/stop", "training.run", None),
+    ("GET", RUN + "/logs", "/api/v1/projects/{p}/runs/{r}/logs?after=0", "training.view", None),
     (
         "GET",
         "projects/<int:project_id>/runs",
@@ -110,11 +143,56 @@ def world(db):
     other = tracking.run_create(user=owner, project=project, experiment=experiment)
     tracking.run_log_metrics(user=owner, run=run, metrics=[{"key": "loss", "value": 0.5, "step": 1}])
     tracking.artifact_upload(user=owner, run=run, path="model/card.json", stream=io.BytesIO(b"{}"))
-    return {"project": project, "users": users, "e": experiment, "r": run, "r2": other}
+    RunLogChunk.objects.create(run=run, text="epoch 1\n")
+    dataset = DatasetFactory(project=project, name="points")
+    version = make_version(
+        dataset=dataset,
+        table={"x": [1.0, 2.0, 3.0, 4.0], "label": ["a", "b", "a", "b"]},
+        schema=[
+            {"name": "x", "type": "numeric", "arrow_type": "double"},
+            {"name": "label", "type": "categorical", "arrow_type": "string"},
+        ],
+    )
+    job = training_job_submit(
+        user=owner, project=project, trainer="tabular_classification", dataset_version=version, target="label"
+    )
+    return {
+        "project": project,
+        "users": users,
+        "e": experiment,
+        "r": run,
+        "r2": other,
+        "v": version,
+        "j": job,
+    }
+
+
+def _ids(world):
+    return {
+        "p": world["project"].pk,
+        "e": world["e"].pk,
+        "r": world["r"].pk,
+        "r2": world["r2"].pk,
+        "v": world["v"].pk,
+        "j": world["j"].pk,
+    }
 
 
 def _url(template, world):
-    return template.format(p=world["project"].pk, e=world["e"].pk, r=world["r"].pk, r2=world["r2"].pk)
+    return template.format(**_ids(world))
+
+
+def _body(body, world):
+    """Fill "{v}"-style placeholders in a body with the world's ids (as integers)."""
+    if isinstance(body, dict):
+        ids = _ids(world)
+        return {
+            key: ids[value[1:-1]]
+            if isinstance(value, str) and value[1:-1] in ids and value[0] == "{"
+            else value
+            for key, value in body.items()
+        }
+    return body
 
 
 def call(client, method, url, body):
@@ -132,7 +210,7 @@ def call(client, method, url, body):
 def test_training_routes_follow_the_matrix(world, principal, method, route, template, action, body):
     client = APIClient()
     client.force_authenticate(world["users"][principal])
-    response = call(client, method, _url(template, world), body)
+    response = call(client, method, _url(template, world), _body(body, world))
     if principal == "outsider":
         assert response.status_code == 404, response.content
     elif matrix.role_allows(principal, action):
@@ -149,5 +227,5 @@ def test_training_routes_follow_the_matrix(world, principal, method, route, temp
     ("method", "route", "template", "action", "body"), ROUTES, ids=[f"{r[0]} {r[1]}" for r in ROUTES]
 )
 def test_anonymous_callers_get_401(world, method, route, template, action, body):
-    response = call(APIClient(), method, _url(template, world), body)
+    response = call(APIClient(), method, _url(template, world), _body(body, world))
     assert response.status_code == 401, response.content
