@@ -17,6 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("studio.accounts.urls")),
     path("projects/<int:project_id>/datasets/", include("datasets.urls")),
+    path("projects/<int:project_id>/training/", include("training.urls")),
     path("projects/", include("studio.projects.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", core_views.SchemaView.as_view(), name="schema"),

@@ -12,7 +12,7 @@ STAGES = [
         ],
     ),
     ("Build", "bi-journal-code", []),
-    ("Train", "bi-cpu", []),
+    ("Train", "bi-cpu", [("Runs", "bi-graph-up", "training:runs")]),
     ("Deploy", "bi-rocket-takeoff", []),
     ("Operate", "bi-activity", []),
 ]
