@@ -318,6 +318,35 @@ def _file_stem(name: str) -> str:
 # --- jobs ------------------------------------------------------------------------------------------
 
 
+def poll_job(
+    job, *, label: str, timeout_s: float | None, progress: bool, poll_interval_s: float | None, is_finished
+) -> None:
+    """Refresh `job` until `is_finished(job)` says so (it raises for a job that failed).
+
+    Polls quickly at first, then every 2 s; a tqdm bar follows `job.progress`. Raises JobTimeoutError
+    after `timeout_s` (the job goes on on the server).
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    delay_s = poll_interval_s or _FIRST_POLL_S
+    with _ProgressBar(progress, total=100, desc=label, unit="%") as bar:
+        while True:
+            job.refresh()
+            bar.to(round((job.progress or 0) * 100, 1), job.message)
+            if is_finished(job):
+                bar.to(100)
+                return
+            remaining_s = None if deadline is None else deadline - time.monotonic()
+            if remaining_s is not None and remaining_s <= 0:
+                raise JobTimeoutError(
+                    f"The {label} is still {job.status} after {timeout_s} s.",
+                    code="timeout",
+                    detail={"job_id": job.id},
+                )
+            time.sleep(delay_s if remaining_s is None else min(delay_s, remaining_s))
+            if poll_interval_s is None:
+                delay_s = min(delay_s * 1.5, _MAX_POLL_S)
+
+
 @dataclass(eq=False, repr=False)
 class DatasetJob:
     """A worker's job that makes a version: an upload, a URL import or a recipe application."""
@@ -392,33 +421,26 @@ class DatasetJob:
 
         Shows a tqdm bar when `progress` and tqdm is installed. Raises JobTimeoutError after `timeout_s`.
         """
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        delay_s = poll_interval_s or _FIRST_POLL_S
-        with _ProgressBar(
-            progress, total=100, desc=f"{self.kind} {self.dataset_name}".strip(), unit="%"
-        ) as bar:
-            while True:
-                self.refresh()
-                bar.to(round(self.progress * 100, 1), self.message)
-                if self.status == self.DONE:
-                    return self.version
-                if self.status == self.FAILED:
-                    raise JobFailedError(
-                        self.error or f"The {self.kind} job {self.id} failed.",
-                        code=self.error_code,
-                        job=self,
-                        detail={"job_id": self.id, "kind": self.kind, "dataset": self.dataset_name},
-                    )
-                remaining_s = None if deadline is None else deadline - time.monotonic()
-                if remaining_s is not None and remaining_s <= 0:
-                    raise JobTimeoutError(
-                        f"The {self.kind} job {self.id} is still {self.status} after {timeout_s} s.",
-                        code="timeout",
-                        detail={"job_id": self.id},
-                    )
-                time.sleep(delay_s if remaining_s is None else min(delay_s, remaining_s))
-                if poll_interval_s is None:
-                    delay_s = min(delay_s * 1.5, _MAX_POLL_S)
+
+        def is_finished(job: DatasetJob) -> bool:
+            if job.status == job.FAILED:
+                raise JobFailedError(
+                    job.error or f"The {job.kind} job {job.id} failed.",
+                    code=job.error_code,
+                    job=job,
+                    detail={"job_id": job.id, "kind": job.kind, "dataset": job.dataset_name},
+                )
+            return job.status == job.DONE
+
+        poll_job(
+            self,
+            label=f"{self.kind} job {self.id}",
+            timeout_s=timeout_s,
+            progress=progress,
+            poll_interval_s=poll_interval_s,
+            is_finished=is_finished,
+        )
+        return self.version
 
     def __repr__(self) -> str:
         duplicate = ", duplicate" if self.is_duplicate else ""

@@ -9,18 +9,14 @@ print(job.logs())
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from studio_sdk._http import Transport
 from studio_sdk.datasets import (
-    _FIRST_POLL_S,
-    _MAX_POLL_S,
     DatasetVersion,
-    JobTimeoutError,
     ProjectScope,
     _Context,
-    _ProgressBar,
+    poll_job,
 )
 from studio_sdk.exceptions import NotFoundError, StudioError
 from studio_sdk.runs import Run
@@ -136,31 +132,25 @@ class TrainingJob:
         Shows a tqdm bar of the job's progress when `progress` and tqdm is installed. Raises
         JobTimeoutError after `timeout_s` (the job goes on on the server).
         """
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        delay_s = poll_interval_s or _FIRST_POLL_S
-        with _ProgressBar(progress, total=100, desc=f"{self.trainer} job {self.id}".strip(), unit="%") as bar:
-            while True:
-                self.refresh()
-                bar.to(round((self.progress or 0) * 100, 1), self.message)
-                if self.status == "finished":
-                    bar.to(100)
-                    return self
-                if self.status in ("failed", "stopped"):
-                    raise TrainingJobFailedError(
-                        self.error or f"The training job {self.id} ended as {self.status}.",
-                        code=self.error_code or self.status,
-                        job=self,
-                    )
-                remaining_s = None if deadline is None else deadline - time.monotonic()
-                if remaining_s is not None and remaining_s <= 0:
-                    raise JobTimeoutError(
-                        f"The training job {self.id} is still {self.status} after {timeout_s} s.",
-                        code="timeout",
-                        detail={"job_id": self.id},
-                    )
-                time.sleep(delay_s if remaining_s is None else min(delay_s, remaining_s))
-                if poll_interval_s is None:
-                    delay_s = min(delay_s * 1.5, _MAX_POLL_S)
+
+        def is_finished(job: TrainingJob) -> bool:
+            if job.status in ("failed", "stopped"):
+                raise TrainingJobFailedError(
+                    job.error or f"The training job {job.id} ended as {job.status}.",
+                    code=job.error_code or job.status,
+                    job=job,
+                )
+            return job.status == "finished"
+
+        poll_job(
+            self,
+            label=f"training job {self.id}",
+            timeout_s=timeout_s,
+            progress=progress,
+            poll_interval_s=poll_interval_s,
+            is_finished=is_finished,
+        )
+        return self
 
     def __repr__(self) -> str:
         return (

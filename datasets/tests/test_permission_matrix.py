@@ -4,11 +4,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from datasets.tests.factories import DatasetFactory, DatasetJobFactory, RecipeFactory, make_version
-from studio.core.testing import UserFactory, project_with_roles
-from studio.projects import permissions as matrix
+from studio.core.testing import UserFactory, api_call, assert_follows_matrix, project_with_roles
 from studio.projects.permissions import Role
-
-OK = {200, 201, 202, 204}
 
 # (method, route, url template, action, body); bodies are valid so an allowed role gets a 2xx.
 ROUTES = [
@@ -213,14 +210,6 @@ def _fill(value, world):
     return value
 
 
-def call(client, method, url, body):
-    if body == "raw":
-        return client.generic(method, url, b"a,b\n1,2\n", content_type="application/octet-stream")
-    if body is None:
-        return getattr(client, method.lower())(url)
-    return getattr(client, method.lower())(url, body, format="json")
-
-
 @pytest.mark.parametrize("principal", [*Role.values, "outsider"])
 @pytest.mark.parametrize(
     ("method", "route", "template", "action", "body"), ROUTES, ids=[f"{r[0]} {r[1]}" for r in ROUTES]
@@ -228,17 +217,8 @@ def call(client, method, url, body):
 def test_dataset_routes_follow_the_matrix(world, principal, method, route, template, action, body):
     client = APIClient()
     client.force_authenticate(world["users"][principal])
-    response = call(client, method, _fill(template, world), _fill(body, world))
-    if principal == "outsider":
-        assert response.status_code == 404, response.content
-    elif matrix.role_allows(principal, action):
-        assert response.status_code in OK, (
-            principal,
-            response.status_code,
-            getattr(response, "content", b""),
-        )
-    else:
-        assert response.status_code == 403, (principal, response.status_code)
+    response = api_call(client, method, _fill(template, world), _fill(body, world))
+    assert_follows_matrix(response, principal=principal, action=action)
 
 
 def test_work_dir_clean_removes_only_old_unclaimed_files(db):

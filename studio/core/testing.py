@@ -54,3 +54,31 @@ def project_with_roles(name: str = "Team project") -> tuple[Project, dict[str, o
         MembershipFactory(project=project, user=user, role=role)
         users[role] = user
     return project, users
+
+
+OK_STATUSES = {200, 201, 202, 204}
+
+
+def api_call(client, method: str, url: str, body, *, raw_body: bytes = b"a,b\n1,2\n"):
+    """Call an API route in a permission-matrix test: no body, a JSON body, or "raw" for a file body."""
+    if body == "raw":
+        return client.generic(method, url, raw_body, content_type="application/octet-stream")
+    if body is None:
+        return getattr(client, method.lower())(url)
+    return getattr(client, method.lower())(url, body, format="json")
+
+
+def assert_follows_matrix(response, *, principal: str, action: str) -> None:
+    """An outsider gets 404, a role the matrix allows a 2xx, any other role a 403."""
+    from studio.projects import permissions as matrix
+
+    if principal == "outsider":
+        assert response.status_code == 404, response.content
+    elif matrix.role_allows(principal, action):
+        assert response.status_code in OK_STATUSES, (
+            principal,
+            response.status_code,
+            getattr(response, "content", b""),
+        )
+    else:
+        assert response.status_code == 403, (principal, response.status_code)

@@ -6,14 +6,12 @@ import pytest
 from rest_framework.test import APIClient
 
 from datasets.tests.factories import DatasetFactory, make_version
-from studio.core.testing import UserFactory, project_with_roles
-from studio.projects import permissions as matrix
+from studio.core.testing import UserFactory, api_call, assert_follows_matrix, project_with_roles
 from studio.projects.permissions import Role
 from training import tracking
 from training.job_models import RunLogChunk
 from training.jobs import training_job_submit
 
-OK = {200, 201, 202, 204}
 RUN = "projects/<int:project_id>/runs/<int:run_id>"
 JOB = "projects/<int:project_id>/training-jobs/<int:job_id>"
 
@@ -195,14 +193,6 @@ def _body(body, world):
     return body
 
 
-def call(client, method, url, body):
-    if body == "raw":
-        return client.generic(method, url, b"some notes", content_type="application/octet-stream")
-    if body is None:
-        return getattr(client, method.lower())(url)
-    return getattr(client, method.lower())(url, body, format="json")
-
-
 @pytest.mark.parametrize("principal", [*Role.values, "outsider"])
 @pytest.mark.parametrize(
     ("method", "route", "template", "action", "body"), ROUTES, ids=[f"{r[0]} {r[1]}" for r in ROUTES]
@@ -210,22 +200,15 @@ def call(client, method, url, body):
 def test_training_routes_follow_the_matrix(world, principal, method, route, template, action, body):
     client = APIClient()
     client.force_authenticate(world["users"][principal])
-    response = call(client, method, _url(template, world), _body(body, world))
-    if principal == "outsider":
-        assert response.status_code == 404, response.content
-    elif matrix.role_allows(principal, action):
-        assert response.status_code in OK, (
-            principal,
-            response.status_code,
-            getattr(response, "content", b""),
-        )
-    else:
-        assert response.status_code == 403, (principal, response.status_code)
+    response = api_call(client, method, _url(template, world), _body(body, world), raw_body=b"some notes")
+    assert_follows_matrix(response, principal=principal, action=action)
 
 
 @pytest.mark.parametrize(
     ("method", "route", "template", "action", "body"), ROUTES, ids=[f"{r[0]} {r[1]}" for r in ROUTES]
 )
 def test_anonymous_callers_get_401(world, method, route, template, action, body):
-    response = call(APIClient(), method, _url(template, world), _body(body, world))
+    response = api_call(
+        APIClient(), method, _url(template, world), _body(body, world), raw_body=b"some notes"
+    )
     assert response.status_code == 401, response.content
