@@ -1,0 +1,1 @@
+"""The training pages, one module per page family (runs, debugger, compare, launch)."""
