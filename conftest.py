@@ -61,6 +61,9 @@ def process_env(django_db_setup, django_db_blocker):
         STUDIO_STATIC_ROOT=str(settings.STATIC_ROOT),
         SECRET_KEY=settings.SECRET_KEY,
         PYTHONUNBUFFERED="1",
+        # The port studio_server will listen on, chosen now so that workers (script jobs) and notebook
+        # kernels started by any fixture reach the same web process.
+        STUDIO_API_URL=f"http://127.0.0.1:{_free_port()}",
     )
 
 
@@ -87,7 +90,7 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def studio_server(process_env, tmp_path_factory):
     """A real Studio web process (uvicorn, ASGI: HTTP + websockets) on a free loopback port."""
-    port = _free_port()
+    port = int(process_env["STUDIO_API_URL"].rsplit(":", 1)[1])
     log = tmp_path_factory.mktemp("logs") / "web.log"
     with log.open("w") as out:
         process = subprocess.Popen(

@@ -246,3 +246,8 @@ STUDIO_JOB_HEARTBEAT_TIMEOUT_S = env.float("STUDIO_JOB_HEARTBEAT_TIMEOUT_S", def
 # Celery queues a training job may be sent to: `default` (CPU workers), `gpu` (GPU workers), and any
 # pool of your own (e.g. `gpu-a100`) that workers consume with `-Q`.
 STUDIO_TRAINING_QUEUES = env.list("STUDIO_TRAINING_QUEUES", default=["default", "gpu"])
+# The studio's API as the processes it starts (script jobs, notebook kernels) reach it: studio_sdk in
+# them talks to this URL. `make run` serves on 127.0.0.1:$STUDIO_PORT.
+STUDIO_API_URL = env.str("STUDIO_API_URL", default=f"http://127.0.0.1:{env.int('STUDIO_PORT', default=8000)}")
+# The largest script or notebook a script job accepts (within the 2.5 MB request body Django reads).
+STUDIO_MAX_SCRIPT_BYTES = env.int("STUDIO_MAX_SCRIPT_BYTES", default=2 * 1024 * 1024)

@@ -9,6 +9,8 @@ print(job.logs())
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from studio_sdk._http import Transport
@@ -40,7 +42,9 @@ class TrainingJob:
 
     _FIELDS = (
         "run_id",
+        "kind",
         "trainer",
+        "filename",
         "dataset_version_id",
         "target",
         "hyperparameters",
@@ -63,7 +67,9 @@ class TrainingJob:
         self.id = job_id
         self._context = context
         self.run_id: int | None = None
+        self.kind = "trainer"  # or "script" / "notebook"
         self.trainer = ""
+        self.filename = ""
         self.dataset_version_id: int | None = None
         self.target: str | None = None
         self.hyperparameters: dict[str, Any] = {}
@@ -207,6 +213,48 @@ class Training:
             "time_limit_s": time_limit_s,
         }
         job = TrainingJob._from_api(context.call("POST", "training-jobs", json=body), context)
+        if wait:
+            job.wait(timeout_s=timeout_s, progress=progress)
+        return job
+
+    def submit_script(
+        self,
+        script: str | os.PathLike,
+        dataset: Any = None,
+        hyperparameters: dict[str, Any] | None = None,
+        experiment: str = "default",
+        gpus: int = 0,
+        wait: bool = False,
+        *,
+        name: str = "",
+        processes: int = 1,
+        queue: str | None = None,
+        time_limit_s: int | None = None,
+        progress: bool = True,
+        timeout_s: float | None = None,
+    ) -> TrainingJob:
+        """Queue your own script (.py) or notebook (.ipynb) as a training job ("script mode").
+
+        The job runs it with the hyperparameters as `--name value` arguments (papermill parameters for
+        a notebook), the dataset version's files under $STUDIO_DATASET_DIR, and this SDK configured by
+        the environment with a token that lives as long as the job: inside, `studio_sdk.start_run()`
+        logs to the job's run. Files written to $STUDIO_MODEL_DIR become the run's `model/` artifacts.
+        """
+        path = Path(script)
+        context = self._scope.context()
+        body: dict[str, Any] = {
+            "filename": path.name,
+            "source": path.read_text(encoding="utf-8"),
+            "dataset_version_id": None if dataset is None else self._version_id(context, dataset),
+            "hyperparameters": dict(hyperparameters or {}),
+            "experiment": experiment,
+            "name": name,
+            "gpus": gpus,
+            "processes": processes,
+            "queue": queue,
+            "time_limit_s": time_limit_s,
+        }
+        job = TrainingJob._from_api(context.call("POST", "training-jobs/script", json=body), context)
         if wait:
             job.wait(timeout_s=timeout_s, progress=progress)
         return job

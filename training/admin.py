@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from training.models import Artifact, Experiment, LatestMetric, Run
+from training.models import Artifact, Experiment, LatestMetric, Run, RunInsight
 
 
 @admin.register(Experiment)
@@ -15,6 +15,16 @@ class LatestMetricInline(admin.TabularInline):
     extra = 0
     can_delete = False
     readonly_fields = ["key", "value", "step", "timestamp_ms", "min_step", "point_count"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class RunInsightInline(admin.TabularInline):
+    model = RunInsight
+    extra = 0
+    can_delete = False
+    readonly_fields = ["rule", "severity", "message", "step", "created_at"]
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -40,4 +50,4 @@ class RunAdmin(admin.ModelAdmin):
     search_fields = ["name", "experiment__name", "project__name"]
     raw_id_fields = ["project", "experiment", "dataset_version", "parent", "created_by"]
     readonly_fields = ["params", "tags"]
-    inlines = [LatestMetricInline, ArtifactInline]
+    inlines = [LatestMetricInline, RunInsightInline, ArtifactInline]

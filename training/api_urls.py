@@ -9,6 +9,9 @@ urlpatterns = [
     path(P + "experiments/<int:experiment_id>", apis.ExperimentDetailApi.as_view(), name="api-experiment"),
     path(P + "trainers", apis.TrainerListApi.as_view(), name="api-trainers"),
     path(P + "training-jobs", apis.TrainingJobListCreateApi.as_view(), name="api-training-jobs"),
+    path(
+        P + "training-jobs/script", apis.TrainingScriptJobCreateApi.as_view(), name="api-training-script-job"
+    ),
     path(P + "training-jobs/<int:job_id>", apis.TrainingJobDetailApi.as_view(), name="api-training-job"),
     path(
         P + "training-jobs/<int:job_id>/stop", apis.TrainingJobStopApi.as_view(), name="api-training-job-stop"
@@ -22,4 +25,6 @@ urlpatterns = [
     path(R + "/metrics/<path:key>", apis.RunMetricHistoryApi.as_view(), name="api-run-metric-history"),
     path(R + "/artifacts", apis.RunArtifactsApi.as_view(), name="api-run-artifacts"),
     path(R + "/artifacts/<path:path>", apis.RunArtifactDownloadApi.as_view(), name="api-run-artifact"),
+    path(R + "/insights", apis.RunInsightsApi.as_view(), name="api-run-insights"),
+    path(R + "/confusion-matrix", apis.RunConfusionMatrixApi.as_view(), name="api-run-confusion-matrix"),
 ]

@@ -529,7 +529,13 @@ class TrainerOutput(serializers.Serializer):
 class TrainingJobOutput(serializers.Serializer):
     id = serializers.IntegerField()
     run_id = serializers.IntegerField()
+    kind = serializers.CharField(
+        source="spec.kind", default="trainer", help_text="trainer, script or notebook"
+    )
     trainer = serializers.CharField(source="spec.trainer", default="")
+    filename = serializers.CharField(
+        source="spec.filename", default="", help_text="script mode: the file run"
+    )
     dataset_version_id = serializers.IntegerField(
         source="spec.dataset_version_id", allow_null=True, default=None
     )
@@ -596,17 +602,8 @@ class TrainingJobListCreateApi(ProjectScopedApi):
 
     @extend_schema(request=InputSerializer, responses={201: TrainingJobOutput})
     def post(self, request, project_id):
-        from datasets.selectors import version_get
-
         data = self.validated(request)
-        try:
-            version = version_get(
-                project=self.project, version_id=data["dataset_version_id"], with_profile=False
-            )
-        except ApplicationError as error:
-            raise ApplicationError(
-                f"dataset_version_id: {error.message}", code=error.code, extra={"field": "dataset_version_id"}
-            ) from None
+        version = _dataset_version(self.project, data["dataset_version_id"])
         job = jobs.training_job_submit(
             user=request.user,
             project=self.project,
@@ -624,6 +621,64 @@ class TrainingJobListCreateApi(ProjectScopedApi):
         )
         job = selectors.training_job_get(project=self.project, job_id=job.pk)
         return Response(TrainingJobOutput(job).data, status=201)
+
+
+class TrainingScriptJobCreateApi(ProjectScopedApi):
+    """Script mode: run your own Python script or notebook as a training job."""
+
+    required_action = "training.run"
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        filename = serializers.CharField(max_length=200, help_text="ends in .py or .ipynb")
+        source = serializers.CharField(trim_whitespace=False, help_text="the file's text (UTF-8)")
+        dataset_version_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+        hyperparameters = serializers.DictField(
+            required=False,
+            default=dict,
+            help_text="passed as --name value arguments and STUDIO_HYPERPARAMETERS",
+        )
+        experiment = serializers.CharField(max_length=200, required=False, default="default")
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+        gpus = serializers.IntegerField(min_value=0, max_value=64, required=False, default=0)
+        processes = serializers.IntegerField(min_value=1, max_value=8, required=False, default=1)
+        queue = serializers.CharField(max_length=20, required=False, allow_null=True, default=None)
+        time_limit_s = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+
+    @extend_schema(request=InputSerializer, responses={201: TrainingJobOutput})
+    def post(self, request, project_id):
+        data = self.validated(request)
+        version = None
+        if data["dataset_version_id"] is not None:
+            version = _dataset_version(self.project, data["dataset_version_id"])
+        job = jobs.training_script_job_submit(
+            user=request.user,
+            project=self.project,
+            filename=data["filename"],
+            source=data["source"].encode("utf-8"),
+            dataset_version=version,
+            hyperparameters=data["hyperparameters"],
+            experiment=data["experiment"],
+            name=data["name"],
+            gpus=data["gpus"],
+            processes=data["processes"],
+            time_limit_s=data["time_limit_s"],
+            queue=data["queue"] or None,
+            ip=self.ip,
+        )
+        job = selectors.training_job_get(project=self.project, job_id=job.pk)
+        return Response(TrainingJobOutput(job).data, status=201)
+
+
+def _dataset_version(project, version_id: int):
+    from datasets.selectors import version_get
+
+    try:
+        return version_get(project=project, version_id=version_id, with_profile=False)
+    except ApplicationError as error:
+        raise ApplicationError(
+            f"dataset_version_id: {error.message}", code=error.code, extra={"field": "dataset_version_id"}
+        ) from None
 
 
 class TrainingJobDetailApi(ProjectScopedApi):
@@ -664,3 +719,57 @@ class RunLogsApi(ProjectScopedApi):
                 "next": chunks[-1].pk if chunks else query["after"],
             }
         )
+
+
+# --- debugger ------------------------------------------------------------------------------------
+
+
+class RunInsightOutput(serializers.Serializer):
+    rule = serializers.CharField()
+    severity = serializers.ChoiceField(choices=["info", "warning", "critical"])
+    message = serializers.CharField()
+    step = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class RunInsightsOutput(serializers.Serializer):
+    insights = RunInsightOutput(many=True)
+
+
+class RunInsightsApi(ProjectScopedApi):
+    required_action = "training.view"
+
+    @extend_schema(
+        responses=RunInsightsOutput, description="The debugger's insights on the run, most severe first."
+    )
+    def get(self, request, project_id, run_id):
+        run = selectors.run_get(project=self.project, run_id=run_id)
+        insights = selectors.run_insight_list(run=run)
+        return Response({"insights": RunInsightOutput(insights, many=True).data})
+
+
+class ConfusionMatrixQuery(serializers.Serializer):
+    step = serializers.IntegerField(
+        min_value=0, required=False, help_text="the epoch; the latest when left out"
+    )
+
+
+class ConfusionMatrixOutput(serializers.Serializer):
+    step = serializers.IntegerField()
+    steps = serializers.ListField(child=serializers.IntegerField(), help_text="every epoch with a matrix")
+    labels = serializers.ListField(child=serializers.CharField())
+    matrix = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="rows: true, columns: predicted",
+    )
+
+
+class RunConfusionMatrixApi(ProjectScopedApi):
+    required_action = "training.view"
+
+    @extend_schema(parameters=[ConfusionMatrixQuery], responses=ConfusionMatrixOutput)
+    def get(self, request, project_id, run_id):
+        query = self.validated(request, ConfusionMatrixQuery, data=request.query_params)
+        run = selectors.run_get(project=self.project, run_id=run_id)
+        confusion = selectors.confusion_matrix_get(run=run, step=query.get("step"))
+        return Response(ConfusionMatrixOutput(confusion).data)

@@ -6,9 +6,13 @@ heartbeat and stops the process group on request or at the time limit. A beat ta
 heartbeat stopped as lost and queues them again; the runner resumes from the last checkpoint.
 """
 
+import ast
 import contextlib
+import io
 import logging
+import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,7 +33,7 @@ from studio.projects import events
 from studio.projects.access import require
 from training import tracking
 from training.job_models import JobStatus, RunLogChunk, TrainingJob
-from training.models import Run, RunStatus
+from training.models import Run, RunSource, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +81,198 @@ def training_job_submit(
         target = trainer_impl.resolve_target(dataset_version.columns, target)
     except TrainerError as error:
         raise ApplicationError(error.message, code=error.code, extra={"field": error.field}) from None
+    return _job_create(
+        user=user,
+        project=project,
+        spec={
+            "kind": "trainer",
+            "trainer": trainer,
+            "dataset_version_id": dataset_version.pk,
+            "target": target,
+            "hyperparameters": normalized,
+            "processes": processes,
+        },
+        run_params=normalized,
+        dataset_version=dataset_version,
+        source=RunSource.TRAINER,
+        trainer=trainer,
+        experiment=experiment,
+        name=name,
+        gpus=gpus,
+        processes=processes,
+        time_limit_s=time_limit_s,
+        queue=queue,
+        ip=ip,
+    )
+
+
+SCRIPT_SUFFIXES = (".py", ".ipynb")
+HYPERPARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+@transaction.atomic
+def training_script_job_submit(
+    *,
+    user,
+    project,
+    filename: str,
+    source: bytes,
+    dataset_version=None,
+    hyperparameters=None,
+    experiment: str = "default",
+    name: str = "",
+    gpus: int = 0,
+    processes: int = 1,
+    time_limit_s: int | None = None,
+    queue: str | None = None,
+    ip: str | None = None,
+) -> TrainingJob:
+    """Queue the user's own Python script or notebook as a job (SageMaker's "script mode").
+
+    The file is checked before anything is stored (a syntax error or a broken notebook is a 400 that
+    names the line), kept as the run's `code/<filename>` artifact, and run by `training.script_runner`
+    with the hyperparameters as `--name value` arguments (papermill parameters for a notebook).
+    """
+    require(user=user, project=project, action="training.run")
+    filename = _script_filename(filename)
+    _check_script(filename, source)
+    hyperparameters = _script_hyperparameters(hyperparameters)
+    if dataset_version is not None and dataset_version.dataset.project_id != project.pk:
+        raise ApplicationError("dataset_version: no such dataset version in this project.", status=404)
+    is_notebook = filename.endswith(".ipynb")
+    if is_notebook and (processes > 1 or gpus > 1):
+        raise ApplicationError(
+            "processes: a notebook runs in one kernel; use a script for distributed training.",
+            extra={"field": "processes"},
+        )
+    job = _job_create(
+        user=user,
+        project=project,
+        spec={
+            "kind": "notebook" if is_notebook else "script",
+            "filename": filename,
+            "dataset_version_id": dataset_version.pk if dataset_version else None,
+            "hyperparameters": hyperparameters,
+            "processes": processes,
+        },
+        run_params=hyperparameters,
+        dataset_version=dataset_version,
+        source=RunSource.NOTEBOOK if is_notebook else RunSource.SCRIPT,
+        trainer="",
+        experiment=experiment,
+        name=name or filename.rsplit(".", 1)[0],
+        gpus=gpus,
+        processes=processes,
+        time_limit_s=time_limit_s,
+        queue=queue,
+        ip=ip,
+    )
+    tracking.artifact_upload(
+        user=user, run=job.run, path=f"code/{filename}", stream=io.BytesIO(source), expected_bytes=len(source)
+    )
+    return job
+
+
+def _script_filename(filename) -> str:
+    name = Path(str(filename or "")).name.strip()
+    if not name or not name.endswith(SCRIPT_SUFFIXES):
+        raise ApplicationError(
+            f"script: {name or 'the file'!r} is neither a Python script (.py) nor a notebook (.ipynb).",
+            code="invalid_script",
+            extra={"field": "script"},
+        )
+    if len(name) > 200 or not re.fullmatch(r"[\w.\- ]+", name):
+        raise ApplicationError(
+            "script: use a file name of letters, digits, spaces, dots, dashes and underscores.",
+            code="invalid_script",
+            extra={"field": "script"},
+        )
+    return name
+
+
+def _check_script(filename: str, source: bytes) -> None:
+    def invalid(message: str) -> ApplicationError:
+        return ApplicationError(f"script: {message}", code="invalid_script", extra={"field": "script"})
+
+    if not source:
+        raise invalid(f"{filename} is empty.")
+    if len(source) > settings.STUDIO_MAX_SCRIPT_BYTES:
+        raise invalid(f"{filename} is over the limit of {settings.STUDIO_MAX_SCRIPT_BYTES} bytes.")
+    try:
+        text = source.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid(f"{filename} is not UTF-8 text.") from None
+    if filename.endswith(".py"):
+        try:
+            ast.parse(text, filename=filename)
+        except SyntaxError as error:
+            raise invalid(f"{filename} line {error.lineno}: SyntaxError: {error.msg}.") from None
+        return
+    import nbformat
+
+    try:
+        notebook = nbformat.reads(text, as_version=4)
+        nbformat.validate(notebook)
+    except Exception as error:  # nbformat raises several types (JSON, schema) for a broken notebook
+        raise invalid(f"{filename} is not a valid notebook: {str(error).splitlines()[0][:300]}") from None
+    for index, cell in enumerate(notebook.cells, start=1):
+        if cell.cell_type != "code":
+            continue
+        try:
+            ast.parse(_without_magics(cell.source))
+        except SyntaxError as error:
+            raise invalid(f"{filename} cell {index} line {error.lineno}: SyntaxError: {error.msg}.") from None
+
+
+def _without_magics(source: str) -> str:
+    # IPython magics (%pip, !ls) are valid in a kernel but not Python: blank them before parsing.
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+def _script_hyperparameters(hyperparameters) -> dict:
+    hyperparameters = hyperparameters or {}
+    if not isinstance(hyperparameters, dict):
+        raise ApplicationError(
+            "hyperparameters: an object of name → value.", extra={"field": "hyperparameters"}
+        )
+    cleaned = {}
+    for key, value in hyperparameters.items():
+        if not isinstance(key, str) or not HYPERPARAMETER_NAME.match(key):
+            raise ApplicationError(
+                f"hyperparameters: {key!r} is not a valid name (letters, digits and _, not starting "
+                "with a digit).",
+                extra={"field": "hyperparameters"},
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ApplicationError(
+                f"hyperparameters: {key} must be a finite number.", extra={"field": "hyperparameters"}
+            )
+        if not isinstance(value, str | int | float | bool) or (isinstance(value, str) and len(value) > 1000):
+            raise ApplicationError(
+                f"hyperparameters: {key} must be a string (at most 1000 characters), a number or a boolean.",
+                extra={"field": "hyperparameters"},
+            )
+        cleaned[key] = value
+    return cleaned
+
+
+def _job_create(
+    *,
+    user,
+    project,
+    spec: dict,
+    run_params: dict,
+    dataset_version,
+    source: str,
+    trainer: str,
+    experiment: str,
+    name: str,
+    gpus: int,
+    processes: int,
+    time_limit_s: int | None,
+    queue: str | None,
+    ip: str | None,
+) -> TrainingJob:
     queue = queue or ("gpu" if gpus else "default")
     if queue not in settings.STUDIO_TRAINING_QUEUES:
         raise ApplicationError(
@@ -85,15 +281,20 @@ def training_job_submit(
         )
     if gpus < 0 or processes < 1 or processes > 8:
         raise ApplicationError("processes: between 1 and 8.", extra={"field": "processes"})
+    if time_limit_s is not None and not 1 <= time_limit_s <= settings.STUDIO_LONGEST_JOB_S:
+        raise ApplicationError(
+            f"time_limit_s: between 1 and {settings.STUDIO_LONGEST_JOB_S} seconds.",
+            extra={"field": "time_limit_s"},
+        )
     experiment_row = tracking.experiment_get_or_create(user=user, project=project, name=experiment, ip=ip)
     run = tracking.run_create(
         user=user,
         project=project,
         experiment=experiment_row,
         name=name,
-        params={key: value for key, value in normalized.items()},
+        params=dict(run_params),
         dataset_version=dataset_version,
-        source="trainer",
+        source=source,
         trainer=trainer,
         ip=ip,
     )
@@ -103,13 +304,7 @@ def training_job_submit(
         created_by=user,
         queue=queue,
         gpus=gpus,
-        spec={
-            "trainer": trainer,
-            "dataset_version_id": dataset_version.pk,
-            "target": target,
-            "hyperparameters": normalized,
-            "processes": processes,
-        },
+        spec=spec,
         time_limit_s=time_limit_s or settings.STUDIO_LONGEST_JOB_S,
     )
     job.full_clean()
@@ -120,7 +315,7 @@ def training_job_submit(
         action="training.job.submit",
         target=job,
         ip=ip,
-        data={"trainer": trainer, "run": run.pk},
+        data={"kind": spec["kind"], "trainer": trainer, "filename": spec.get("filename", ""), "run": run.pk},
     )
     transaction.on_commit(lambda: _enqueue(job))
     return job
@@ -152,6 +347,10 @@ def _finish(job: TrainingJob, status: str, *, error: str, code: str) -> None:
     TrainingJob.objects.filter(pk=job.pk).update(
         status=status, error=error[:5000], error_code=code[:50], finished_at=timezone.now(), pid=None
     )
+    if job.spec.get("kind") in ("script", "notebook"):
+        from training.script_runner import job_token_revoke
+
+        job_token_revoke(job)  # also when the runner itself was killed before it could
     run_status = {JobStatus.FINISHED: RunStatus.FINISHED, JobStatus.STOPPED: RunStatus.STOPPED}.get(
         status, RunStatus.FAILED
     )
@@ -187,6 +386,10 @@ def _claim(job_id: int, worker_host: str) -> TrainingJob | None:
 
 
 def _child_command(job: TrainingJob) -> list[str]:
+    if job.spec.get("kind") in ("script", "notebook"):
+        # The script runner prepares inputs and a job token, then runs the user's code (under
+        # torchrun itself when it asks for several processes).
+        return [sys.executable, "-m", "training.script_runner", str(job.pk)]
     processes = max(job.gpus, int(job.spec.get("processes", 1)))
     if processes > 1:
         port = _free_port()

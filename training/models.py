@@ -213,3 +213,27 @@ class Artifact(models.Model):
 
 # Jobs live in their own module; importing them here registers them with the app.
 from training.job_models import RunLogChunk, TrainingJob  # noqa: E402, F401
+
+
+class InsightSeverity(models.TextChoices):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class RunInsight(models.Model):
+    """A finding of the debugger's rules (training/insights.py): one row per run and rule, kept current."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="insights", db_index=False)
+    rule = models.CharField(max_length=50)
+    severity = models.CharField(max_length=10, choices=InsightSeverity.choices)
+    message = models.TextField(max_length=1000)
+    step = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "rule"]
+        constraints = [models.UniqueConstraint(fields=["run", "rule"], name="run_insight_unique_rule")]
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.message}"

@@ -70,6 +70,8 @@ def main(job_id: int) -> int:
             outcome = {"status": "stopped"}
     except TrainerError as error:
         traceback.print_exc()
+        if rank == 0:
+            context.record_failure(error)  # a NaN loss becomes a point, and the flush below an insight
         outcome = {"status": "failed", "error": error.message, "error_code": error.code}
     except Exception as error:
         traceback.print_exc()
@@ -185,6 +187,29 @@ class JobContext:
         if self.pending:
             points, self.pending = self.pending, []
             tracking.run_log_metrics(user=self.job.created_by, run=self.job.run, metrics=points)
+            self.evaluate_insights()
+
+    def record_failure(self, error: Exception) -> None:
+        """Log what a trainer's failure says about the run, for main() to flush with the rest.
+
+        A diverged loss becomes a NaN point of `train_loss` at its epoch: the curve shows where it
+        broke, and the debugger's non-finite-loss rule posts its insight on the flush.
+        """
+        from training.trainers.base import TrainingDiverged
+
+        if self.rank == 0 and isinstance(error, TrainingDiverged):
+            self.log_metrics({"train_loss": float("nan")}, step=error.epoch)
+
+    def evaluate_insights(self) -> None:
+        """Apply the debugger's rules to the run as it stands after this epoch's metrics."""
+        from training.insights import run_insights_evaluate
+
+        try:
+            run_insights_evaluate(run=self.job.run)
+        except Exception:
+            # A fault in a rule must not fail a training that is otherwise fine; the log shows it.
+            traceback.print_exc()
+            print("the debugger's rules could not be applied to this epoch", flush=True)
 
     def save_checkpoint(self, state: dict, *, epoch: int) -> None:
         """Store the state (safetensors + JSON, no pickle) under the run, then point `latest` at it."""

@@ -1,6 +1,8 @@
 """Reads of experiment tracking, always scoped to a project the caller belongs to."""
 
+import json
 import math
+import re
 
 from django.db import connection, transaction
 from django.db.models import Count, Max, Prefetch, QuerySet
@@ -8,7 +10,7 @@ from django.db.models import Count, Max, Prefetch, QuerySet
 from studio.errors import ApplicationError, NotFound
 from training import search
 from training.job_models import RunLogChunk, TrainingJob
-from training.models import Artifact, Experiment, LatestMetric, Metric, Run
+from training.models import Artifact, Experiment, LatestMetric, Metric, Run, RunInsight
 
 MAX_COMPARE_RUNS = 100
 MIN_HISTORY_POINTS = 10
@@ -233,3 +235,142 @@ def training_job_get(*, project, job_id: int) -> TrainingJob:
 def run_log_chunks(*, run: Run, after: int = 0, limit: int = MAX_LOG_CHUNKS) -> list[RunLogChunk]:
     """The run's log chunks after chunk id `after`, oldest first (for tailing a log)."""
     return list(RunLogChunk.objects.filter(run=run, pk__gt=after).order_by("id")[:limit])
+
+
+# Compare ------------------------------------------------------------------------------------------
+# The compare page (training/views/compare.py) reads through these; the comparison itself is
+# `runs_compare` above, shared with the API (`runs/compare?ids=`).
+
+COMPARE_PAGE_MAX_RUNS = 10  # a table or a chart with more columns/traces stops being readable
+COMPARE_MAX_CHARTS = 12
+# The direction rule, kept simple and stated on the page: a metric whose key names a loss or an
+# error is better lower; every other metric (accuracy, f1, auc, r2, ...) is better higher.
+LOWER_IS_BETTER_WORDS = ("loss", "error", "mse", "mae", "rmse")
+
+
+def metric_is_lower_better(key: str) -> bool:
+    name = key.rsplit("/", 1)[-1].lower()
+    return any(word in name for word in LOWER_IS_BETTER_WORDS)
+
+
+def compare_best_run_ids(values: dict[int, float | None], *, lower_is_better: bool) -> set[int]:
+    """The run(s) holding the best value; none when fewer than two runs have a value or all are equal."""
+    finite = {run_id: value for run_id, value in values.items() if value is not None and math.isfinite(value)}
+    if len(finite) < 2 or len(set(finite.values())) == 1:
+        return set()
+    best = min(finite.values()) if lower_is_better else max(finite.values())
+    return {run_id for run_id, value in finite.items() if value == best}
+
+
+def compare_page(*, project, run_ids: list[int]) -> dict:
+    """`runs_compare` shaped for the page: rows with one cell per run (in run order), best metrics marked.
+
+    System metrics (`system/*`) are left out: they describe the machine, not the model.
+    `shared_metric_keys` are the model metrics every run has, the ones worth overlaying.
+    """
+    comparison = runs_compare(project=project, run_ids=run_ids)
+    runs = comparison["runs"]
+
+    def cells(row: dict, best: set[int] = frozenset()) -> list[dict]:
+        return [{"value": row["values"][run.pk], "is_best": run.pk in best} for run in runs]
+
+    metrics = []
+    for row in comparison["metrics"]:
+        if row["key"].startswith("system/"):
+            continue
+        lower = metric_is_lower_better(row["key"])
+        best = compare_best_run_ids(row["values"], lower_is_better=lower)
+        metrics.append({**row, "lower_is_better": lower, "cells": cells(row, best)})
+    shared = [row["key"] for row in metrics if all(value is not None for value in row["values"].values())]
+    return {
+        "runs": runs,
+        "params": [{**row, "cells": cells(row)} for row in comparison["params"]],
+        "metrics": metrics,
+        "tags": [{**row, "cells": cells(row)} for row in comparison["tags"]],
+        "shared_metric_keys": _preferred_first(shared),
+    }
+
+
+def _preferred_first(keys: list[str]) -> list[str]:
+    """Validation metrics first (what people compare runs on), then the rest, each alphabetically."""
+    return sorted(keys, key=lambda key: (not key.startswith("val"), key))
+
+
+def compare_metric_histories(*, runs: list[Run], key: str, max_points: int = 1000) -> list[dict]:
+    """Each run's downsampled history of `key` (runs without it are left out), for an overlaid chart."""
+    histories = []
+    for run in runs:
+        try:
+            history = metric_history(run=run, key=key, max_points=max_points)
+        except NotFound:  # deleted since the table was read
+            continue
+        histories.append({**history, "run_id": run.pk, "run_name": str(run)})
+    return histories
+
+
+# Debugger
+
+CONFUSION_MATRIX_PATH = re.compile(r"^debugger/confusion_matrix/step-(\d{1,18})\.json$")
+MAX_CONFUSION_MATRIX_BYTES = 8 * 1024 * 1024  # a 500-class matrix of counts is ~2 MB of JSON
+
+
+def run_insight_list(*, run: Run) -> list[RunInsight]:
+    """The run's insights, the most severe first."""
+    from training.insights import sorted_insights
+
+    return sorted_insights(RunInsight.objects.filter(run=run))
+
+
+def confusion_matrix_steps(*, run: Run) -> list[int]:
+    """The steps (epochs) that have a confusion matrix artifact, in order."""
+    paths = Artifact.objects.filter(run=run, path__startswith="debugger/confusion_matrix/").values_list(
+        "path", flat=True
+    )
+    return sorted(int(match.group(1)) for path in paths if (match := CONFUSION_MATRIX_PATH.match(path)))
+
+
+def confusion_matrix_get(*, run: Run, step: int | None = None) -> dict:
+    """One epoch's confusion matrix ({step, labels, matrix}); the latest when `step` is None."""
+    from datasets import files
+
+    steps = confusion_matrix_steps(run=run)
+    if not steps:
+        raise NotFound(f"Run {run.pk} has no confusion matrix.")
+    if step is None:
+        step = steps[-1]
+    elif step not in steps:
+        raise NotFound(f"Run {run.pk} has no confusion matrix at step {step}.")
+    artifact = artifact_get(run=run, path=f"debugger/confusion_matrix/step-{step:06d}.json")
+    if artifact.size_bytes > MAX_CONFUSION_MATRIX_BYTES:
+        raise ApplicationError(f"The confusion matrix of step {step} is larger than 8 MB.", code="too_large")
+    try:
+        body = json.loads(files.local_path(artifact.storage_name).read_text())
+    except (OSError, ValueError):
+        body = None
+    labels = body.get("labels") if isinstance(body, dict) else None
+    matrix = body.get("matrix") if isinstance(body, dict) else None
+    is_valid = (
+        isinstance(labels, list)
+        and isinstance(matrix, list)
+        and len(matrix) == len(labels)
+        and all(isinstance(row, list) and len(row) == len(labels) for row in matrix)
+        and all(type(count) is int and count >= 0 for row in matrix for count in row)
+    )
+    if not is_valid:
+        raise ApplicationError(
+            f"{artifact.path}: expected JSON with `labels` (n names) and `matrix` (n rows of n counts).",
+            code="invalid_artifact",
+            extra={"field": "step"},
+        )
+    return {"step": step, "labels": [str(label) for label in labels], "matrix": matrix, "steps": steps}
+
+
+def metric_histories(*, run: Run, keys: list[str], max_points: int = 1000) -> dict[str, dict]:
+    """The downsampled histories of those of `keys` the run has (missing keys are left out)."""
+    histories = {}
+    for key in keys:
+        try:
+            histories[key] = metric_history(run=run, key=key, max_points=max_points)
+        except NotFound:
+            continue
+    return histories

@@ -434,8 +434,16 @@ def run_update_status(*, user, run: Run, status: str, error: str = "", ip: str |
         if error:
             data["error"] = error[:1000]
         audit_record(user=user, project=run.project, action="run.finish", target=run, ip=ip, data=data)
+        _evaluate_insights_after_commit(run)
     _publish_status(run)
     return run
+
+
+def _evaluate_insights_after_commit(run: Run) -> None:
+    # After the commit and robust: a fault in the debugger's rules must not undo the run's end.
+    from training.insights import run_insights_evaluate
+
+    transaction.on_commit(lambda: run_insights_evaluate(run=run), robust=True)
 
 
 @transaction.atomic

@@ -12,7 +12,11 @@ STAGES = [
         ],
     ),
     ("Build", "bi-journal-code", []),
-    ("Train", "bi-cpu", [("Runs", "bi-graph-up", "training:runs")]),
+    (
+        "Train",
+        "bi-cpu",
+        [("New training", "bi-play-circle", "training:new"), ("Runs", "bi-graph-up", "training:runs")],
+    ),
     ("Deploy", "bi-rocket-takeoff", []),
     ("Operate", "bi-activity", []),
 ]

@@ -93,7 +93,19 @@ def test_follow_a_training_run_live(iris_version, celery_worker_name, studio_ser
     assert first < EPOCHS, "the run finished before the page could watch it"
     wait_for_points(page, lambda count: count > first)
 
+    # The Debugger tab (its state in the URL hash): each epoch's confusion matrix arrives as it is written
+    page.locator("#debugger-tab").click()
+    expect(page).to_have_url(re.compile(r"#debugger$"))
+    expect(page.locator("#confusion-matrix-chart .main-svg").first).to_be_visible(timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#run-insights")).to_be_visible()
+    expect(page.locator("#debugger-gradient-chart .main-svg").first).to_be_visible()
+
     expect(page.locator("#run-status .badge")).to_have_text("finished", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#confusion-matrix-epoch")).to_have_text(str(EPOCHS))
+    expect(page.locator("#confusion-matrix-step")).to_have_attribute("max", str(EPOCHS - 1))
+    page.screenshot(path="/tmp/run-debugger.png", full_page=True)
+    page.locator("#overview-tab").click()
+    expect(page).not_to_have_url(re.compile(r"#debugger$"))
     expect(page.locator("#run-stop")).to_be_hidden()
     assert page.evaluate(POINTS) > first
     assert page.evaluate("window.__noReload") is True, "the run page reloaded"
@@ -106,6 +118,13 @@ def test_follow_a_training_run_live(iris_version, celery_worker_name, studio_ser
     expect(page.locator('#system-charts [data-metric-key="system/cpu_percent"]')).to_be_visible()
     expect(page.locator("#run-artifacts")).to_contain_text("model/model.safetensors")
     expect(page.locator("#run-params")).to_contain_text("epochs")
+
+    # #debugger opens the Debugger tab: as a hash change on the page, and as a link opened afresh
+    page.goto(f"{studio_server}/projects/{project.pk}/training/runs/{job.run_id}/#debugger")
+    expect(page.locator("#debugger-tab")).to_have_class(re.compile(r"\bactive\b"))
+    page.reload()
+    expect(page.locator("#debugger-tab")).to_have_class(re.compile(r"\bactive\b"))
+    expect(page.locator("#confusion-matrix-chart .main-svg").first).to_be_visible()
 
     # The runs list shows the run with its metric value, and a bad filter's message
     page.get_by_role("link", name="Runs", exact=True).first.click()

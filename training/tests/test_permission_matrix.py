@@ -59,6 +59,13 @@ ROUTES = [
         },
     ),
     (
+        "POST",
+        "projects/<int:project_id>/training-jobs/script",
+        "/api/v1/projects/{p}/training-jobs/script",
+        "training.run",
+        {"filename": "train.py", "source": "print('hello')\n", "hyperparameters": {"lr": 0.1}},
+    ),
+    (
         "GET",
         JOB,
         "/api/v1/projects/{p}/training-jobs/{j}",
@@ -128,6 +135,14 @@ ROUTES = [
         "training.view",
         None,
     ),
+    ("GET", RUN + "/insights", "/api/v1/projects/{p}/runs/{r}/insights", "training.view", None),
+    (
+        "GET",
+        RUN + "/confusion-matrix",
+        "/api/v1/projects/{p}/runs/{r}/confusion-matrix?step=1",
+        "training.view",
+        None,
+    ),
 ]
 
 
@@ -141,6 +156,12 @@ def world(db):
     other = tracking.run_create(user=owner, project=project, experiment=experiment)
     tracking.run_log_metrics(user=owner, run=run, metrics=[{"key": "loss", "value": 0.5, "step": 1}])
     tracking.artifact_upload(user=owner, run=run, path="model/card.json", stream=io.BytesIO(b"{}"))
+    tracking.artifact_upload(
+        user=owner,
+        run=run,
+        path="debugger/confusion_matrix/step-000001.json",
+        stream=io.BytesIO(b'{"labels": ["a", "b"], "matrix": [[2, 0], [1, 1]]}'),
+    )
     RunLogChunk.objects.create(run=run, text="epoch 1\n")
     dataset = DatasetFactory(project=project, name="points")
     version = make_version(
