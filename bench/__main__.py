@@ -29,6 +29,9 @@ BENCHMARKS = [
     "profile_vs_pandas",  # issue 3, Speed: profile of 1M rows x 50 columns, >= 5x faster than pandas
     "preview_latency",  # issue 3, Speed: preview page request on a 10M-row version, p95 < 200 ms
     "upload_memory",  # issue 3, Speed: upload + conversion of a 1 GB CSV, peak memory < 1 GB
+    "training_overhead",  # issue 4, Speed: the same training loop via Studio vs plain, <= 1.10x wall time
+    "training_dispatch",  # issue 4, Speed: enqueue -> child process training, p50 and p95 over 20 jobs
+    "tracking_vs_mlflow",  # issue 4, Speed: vs MLflow 3: >= 20k points/s, chart, search p95 <= 100 ms
 ]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

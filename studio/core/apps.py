@@ -4,6 +4,6 @@ from django.apps import AppConfig
 class CoreConfig(AppConfig):
     name = "studio.core"
     label = "core"
-
-    def ready(self):
-        from studio.core import schema  # noqa: F401  (registers the OpenAPI auth extension)
+    # The OpenAPI auth extension (studio.core.schema) registers itself when DRF first loads
+    # DEFAULT_SCHEMA_CLASS from that module, i.e. only where a schema is generated. Importing it here
+    # cost every process (each training job's child too) half a second of drf-spectacular imports.
