@@ -17,6 +17,7 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "datasets-clean-work-dir": {"task": "datasets.clean_work_dir", "schedule": 3600.0},
     "training-reap-lost-jobs": {"task": "training.reap_lost_jobs", "schedule": 15.0},
+    "notebooks-cull-servers": {"task": "notebooks.cull_servers", "schedule": 60.0},
 }
 
 

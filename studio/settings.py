@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "studio.audit",
     "datasets",
     "training",
+    "notebooks",
 ]
 
 MIDDLEWARE = [
@@ -232,7 +233,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("STUDIO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # httpx logs every request at INFO: the notebook proxy's readiness and idle probes would flood the log.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
 
 # Datasets
@@ -251,3 +253,14 @@ STUDIO_TRAINING_QUEUES = env.list("STUDIO_TRAINING_QUEUES", default=["default", 
 STUDIO_API_URL = env.str("STUDIO_API_URL", default=f"http://127.0.0.1:{env.int('STUDIO_PORT', default=8000)}")
 # The largest script or notebook a script job accepts (within the 2.5 MB request body Django reads).
 STUDIO_MAX_SCRIPT_BYTES = env.int("STUDIO_MAX_SCRIPT_BYTES", default=2 * 1024 * 1024)
+
+# Notebooks (docs/architecture.md, Notebooks; docs/operations.md, Notebook spawners)
+STUDIO_NOTEBOOK_SPAWNER = env.str("STUDIO_NOTEBOOK_SPAWNER", default="notebooks.spawners.LocalProcessSpawner")
+STUDIO_NOTEBOOK_DIR = Path(
+    env.str("STUDIO_NOTEBOOK_DIR", default=str(STUDIO_DATA_DIR / "notebooks"))
+).resolve()
+STUDIO_NOTEBOOK_IDLE_TIMEOUT_S = env.int("STUDIO_NOTEBOOK_IDLE_TIMEOUT_S", default=3600)
+STUDIO_NOTEBOOK_KERNEL_IDLE_TIMEOUT_S = env.int("STUDIO_NOTEBOOK_KERNEL_IDLE_TIMEOUT_S", default=1800)
+STUDIO_NOTEBOOK_START_TIMEOUT_S = env.int("STUDIO_NOTEBOOK_START_TIMEOUT_S", default=60)
+STUDIO_NOTEBOOK_TOKEN_LIFETIME_S = env.int("STUDIO_NOTEBOOK_TOKEN_LIFETIME_S", default=12 * 3600)
+STUDIO_NOTEBOOK_STUDIO_URL = env.str("STUDIO_NOTEBOOK_STUDIO_URL", default="")

@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("studio.audit.api_urls")),
     path("", include("datasets.api_urls")),
     path("", include("training.api_urls")),
+    path("", include("notebooks.api_urls")),
 ]
 
 urlpatterns = [
@@ -18,6 +19,7 @@ urlpatterns = [
     path("accounts/", include("studio.accounts.urls")),
     path("projects/<int:project_id>/datasets/", include("datasets.urls")),
     path("projects/<int:project_id>/training/", include("training.urls")),
+    path("projects/<int:project_id>/notebooks/", include("notebooks.urls")),
     path("projects/", include("studio.projects.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", core_views.SchemaView.as_view(), name="schema"),

@@ -3,10 +3,17 @@
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from datasets.tests import test_permission_matrix as datasets_matrix
+from notebooks.tests import test_permission_matrix as notebooks_matrix
 from studio.projects.tests import test_permission_matrix as core_matrix
 from training.tests import test_permission_matrix as training_matrix
 
-TABLES = [core_matrix.ROUTES, core_matrix.GLOBAL_ROUTES, datasets_matrix.ROUTES, training_matrix.ROUTES]
+TABLES = [
+    core_matrix.ROUTES,
+    core_matrix.GLOBAL_ROUTES,
+    datasets_matrix.ROUTES,
+    training_matrix.ROUTES,
+    notebooks_matrix.ROUTES,
+]
 
 
 def _api_routes():

@@ -11,7 +11,7 @@ STAGES = [
             ("Recipes", "bi-magic", "datasets:recipes"),
         ],
     ),
-    ("Build", "bi-journal-code", []),
+    ("Build", "bi-journal-code", [("Notebooks", "bi-journal-code", "notebooks:lab")]),
     (
         "Train",
         "bi-cpu",
