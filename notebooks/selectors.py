@@ -44,3 +44,42 @@ def notebook_server_for_proxy(*, user, project_id: int, server_id: int) -> Noteb
         .exclude(port__isnull=True)
         .first()
     )
+
+
+def workspace_file_read(*, user, project, path: str, max_bytes: int) -> tuple[str, bytes]:
+    """Return (file name, bytes) of a file in the caller's notebook workspace of `project`.
+
+    `path` is relative to the workspace root the user sees in JupyterLab (their own folder, with the
+    project's `shared/` folder in it). Anything that resolves outside those two folders (`..`, an
+    absolute path, a symlink pointing elsewhere) is refused like a missing file.
+    """
+    from pathlib import Path, PurePosixPath
+
+    from notebooks.services import notebooks_dir, project_shared_dir
+    from studio.errors import ApplicationError
+    from studio.projects.access import require
+
+    require(user=user, project=project, action="notebook.use")
+    relative = PurePosixPath(str(path or "").strip())
+    if not relative.parts or relative.is_absolute() or ".." in relative.parts:
+        raise ApplicationError(
+            "workspace_path: a path inside your notebook workspace, like shared/train.ipynb.",
+            extra={"field": "workspace_path"},
+        )
+    root = notebooks_dir() / "users" / str(user.pk) / "projects" / str(project.pk)
+    candidate = (root / Path(*relative.parts)).resolve()
+    allowed = [root.resolve(), project_shared_dir(project.pk).resolve()]
+    inside = any(candidate == base or base in candidate.parents for base in allowed)
+    if not inside or not candidate.is_file():
+        raise ApplicationError(
+            f"workspace_path: no file {str(relative)!r} in your notebook workspace of this project.",
+            code="not_found",
+            status=404,
+            extra={"field": "workspace_path"},
+        )
+    if candidate.stat().st_size > max_bytes:
+        raise ApplicationError(
+            f"workspace_path: {relative.name} is over the limit of {max_bytes} bytes.",
+            extra={"field": "workspace_path"},
+        )
+    return relative.name, candidate.read_bytes()

@@ -18,6 +18,8 @@ app.conf.beat_schedule = {
     "datasets-clean-work-dir": {"task": "datasets.clean_work_dir", "schedule": 3600.0},
     "training-reap-lost-jobs": {"task": "training.reap_lost_jobs", "schedule": 15.0},
     "notebooks-cull-servers": {"task": "notebooks.cull_servers", "schedule": 60.0},
+    # A study whose step message was lost would sit still; this re-sends a step for each running study.
+    "training-studies-sweep": {"task": "training.studies_sweep", "schedule": 60.0},
 }
 
 

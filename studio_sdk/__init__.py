@@ -22,6 +22,7 @@ from studio_sdk.exceptions import (
     StudioError,
     ValidationError,
 )
+from studio_sdk.hpo import Study, StudyFailedError
 from studio_sdk.projects import Project
 from studio_sdk.recipes import Recipe
 from studio_sdk.runs import MetricsNotSentError, Run, start_run
@@ -46,6 +47,8 @@ __all__ = [
     "ServerError",
     "StudioConnectionError",
     "StudioError",
+    "Study",
+    "StudyFailedError",
     "TrainingJob",
     "TrainingJobFailedError",
     "ValidationError",

@@ -6,6 +6,7 @@ from typing import Any
 from studio_sdk._http import Transport
 from studio_sdk.datasets import Datasets, ProjectScope
 from studio_sdk.exceptions import ConfigurationError
+from studio_sdk.hpo import Hpo
 from studio_sdk.projects import Project, Projects
 from studio_sdk.recipes import Recipes
 from studio_sdk.runs import Runs
@@ -48,6 +49,7 @@ class Client:
         self.recipes = Recipes(self._http, self._scope)
         self.runs = Runs(self._http, self._scope)
         self.training = Training(self._http, self._scope)
+        self.hpo = Hpo(self._http, self._scope)
 
     @property
     def url(self) -> str:

@@ -259,6 +259,39 @@ class Training:
             job.wait(timeout_s=timeout_s, progress=progress)
         return job
 
+    def submit_workspace_notebook(
+        self,
+        workspace_path: str,
+        dataset: Any = None,
+        hyperparameters: dict[str, Any] | None = None,
+        experiment: str = "default",
+        wait: bool = False,
+        *,
+        name: str = "",
+        gpus: int = 0,
+        time_limit_s: int | None = None,
+        progress: bool = True,
+        timeout_s: float | None = None,
+    ) -> TrainingJob:
+        """Queue a script or notebook from your Studio notebook workspace (e.g. "shared/train.ipynb").
+
+        The server reads the file, so this works from anywhere, not only from inside the lab.
+        """
+        context = self._scope.context()
+        body: dict[str, Any] = {
+            "workspace_path": workspace_path,
+            "dataset_version_id": None if dataset is None else self._version_id(context, dataset),
+            "hyperparameters": dict(hyperparameters or {}),
+            "experiment": experiment,
+            "name": name,
+            "gpus": gpus,
+            "time_limit_s": time_limit_s,
+        }
+        job = TrainingJob._from_api(context.call("POST", "training-jobs/script", json=body), context)
+        if wait:
+            job.wait(timeout_s=timeout_s, progress=progress)
+        return job
+
     def job(self, job_id: int) -> TrainingJob:
         context = self._scope.context()
         return TrainingJob._from_api(context.call("GET", f"training-jobs/{int(job_id)}"), context)

@@ -4,6 +4,7 @@ from training import apis
 
 P = "projects/<int:project_id>/"
 R = P + "runs/<int:run_id>"
+S = P + "studies/<int:study_id>"
 urlpatterns = [
     path(P + "experiments", apis.ExperimentListCreateApi.as_view(), name="api-experiments"),
     path(P + "experiments/<int:experiment_id>", apis.ExperimentDetailApi.as_view(), name="api-experiment"),
@@ -27,4 +28,11 @@ urlpatterns = [
     path(R + "/artifacts/<path:path>", apis.RunArtifactDownloadApi.as_view(), name="api-run-artifact"),
     path(R + "/insights", apis.RunInsightsApi.as_view(), name="api-run-insights"),
     path(R + "/confusion-matrix", apis.RunConfusionMatrixApi.as_view(), name="api-run-confusion-matrix"),
+    path(P + "studies", apis.StudyListCreateApi.as_view(), name="api-studies"),
+    path(S, apis.StudyDetailApi.as_view(), name="api-study"),
+    path(S + "/trials", apis.StudyTrialsApi.as_view(), name="api-study-trials"),
+    path(S + "/pause", apis.StudyPauseApi.as_view(), name="api-study-pause"),
+    path(S + "/resume", apis.StudyResumeApi.as_view(), name="api-study-resume"),
+    path(S + "/stop", apis.StudyStopApi.as_view(), name="api-study-stop"),
+    path(S + "/extend", apis.StudyExtendApi.as_view(), name="api-study-extend"),
 ]

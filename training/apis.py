@@ -630,8 +630,18 @@ class TrainingScriptJobCreateApi(ProjectScopedApi):
     parser_classes = [JSONParser]
 
     class InputSerializer(serializers.Serializer):
-        filename = serializers.CharField(max_length=200, help_text="ends in .py or .ipynb")
-        source = serializers.CharField(trim_whitespace=False, help_text="the file's text (UTF-8)")
+        filename = serializers.CharField(
+            max_length=200, required=False, default="", help_text="ends in .py or .ipynb (with `source`)"
+        )
+        source = serializers.CharField(
+            trim_whitespace=False, required=False, default="", help_text="the file's text (UTF-8)"
+        )
+        workspace_path = serializers.CharField(
+            max_length=1000,
+            required=False,
+            default="",
+            help_text="instead of filename + source: a file in your notebook workspace (shared/train.ipynb)",
+        )
         dataset_version_id = serializers.IntegerField(required=False, allow_null=True, default=None)
         hyperparameters = serializers.DictField(
             required=False,
@@ -651,11 +661,27 @@ class TrainingScriptJobCreateApi(ProjectScopedApi):
         version = None
         if data["dataset_version_id"] is not None:
             version = _dataset_version(self.project, data["dataset_version_id"])
+        filename, source = data["filename"], data["source"].encode("utf-8")
+        if data["workspace_path"]:
+            from django.conf import settings
+
+            from notebooks.selectors import workspace_file_read
+
+            filename, source = workspace_file_read(
+                user=request.user,
+                project=self.project,
+                path=data["workspace_path"],
+                max_bytes=settings.STUDIO_MAX_SCRIPT_BYTES,
+            )
+        elif not filename:
+            raise ApplicationError(
+                "filename: give filename and source, or workspace_path.", extra={"field": "filename"}
+            )
         job = jobs.training_script_job_submit(
             user=request.user,
             project=self.project,
-            filename=data["filename"],
-            source=data["source"].encode("utf-8"),
+            filename=filename,
+            source=source,
             dataset_version=version,
             hyperparameters=data["hyperparameters"],
             experiment=data["experiment"],
@@ -773,3 +799,246 @@ class RunConfusionMatrixApi(ProjectScopedApi):
         run = selectors.run_get(project=self.project, run_id=run_id)
         confusion = selectors.confusion_matrix_get(run=run, step=query.get("step"))
         return Response(ConfusionMatrixOutput(confusion).data)
+
+
+# --- hyperparameter studies ----------------------------------------------------------------------
+
+
+class SearchDimensionInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    type = serializers.ChoiceField(choices=["float", "int", "categorical"])
+    low = serializers.FloatField(required=False, allow_null=True, default=None)
+    high = serializers.FloatField(required=False, allow_null=True, default=None)
+    log = serializers.BooleanField(required=False, default=False)
+    step = serializers.FloatField(required=False, allow_null=True, default=None)
+    choices = serializers.ListField(child=serializers.JSONField(), required=False, default=list)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        # JSON integers stay integers (an int range, integer choices): FloatField would make them floats.
+        for key in ("low", "high", "step"):
+            raw = data.get(key) if isinstance(data, dict) else None
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                value[key] = raw
+        return value
+
+
+class ScriptInput(serializers.Serializer):
+    filename = serializers.CharField(max_length=200, help_text="ends in .py or .ipynb")
+    source = serializers.CharField(trim_whitespace=False, help_text="the file's text (UTF-8)")
+
+
+class StudyTrialOutput(serializers.Serializer):
+    number = serializers.IntegerField()
+    state = serializers.CharField(help_text="running, complete, pruned or failed")
+    params = serializers.JSONField()
+    value = MetricNumberField(allow_null=True)
+    pruned_at_step = serializers.IntegerField(allow_null=True)
+    message = serializers.CharField()
+    job_id = serializers.IntegerField(allow_null=True)
+    run_id = serializers.IntegerField(source="job.run_id", allow_null=True, default=None)
+    job_status = serializers.CharField(source="job.status", allow_null=True, default=None)
+    attempts = serializers.IntegerField(source="job.attempts", allow_null=True, default=None)
+    duration_s = serializers.FloatField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class StudyOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    objective_metric = serializers.CharField()
+    direction = serializers.CharField()
+    search_space = serializers.JSONField()
+    sampler = serializers.CharField()
+    seed = serializers.IntegerField(allow_null=True)
+    pruner = serializers.CharField()
+    n_trials = serializers.IntegerField(allow_null=True)
+    time_limit_s = serializers.IntegerField(allow_null=True)
+    parallelism = serializers.IntegerField()
+    kind = serializers.CharField(source="template.kind", help_text="trainer or script")
+    trainer = serializers.CharField(source="template.trainer", default="")
+    filename = serializers.CharField(source="template.filename", default="", help_text="script studies")
+    dataset_version_id = serializers.IntegerField(
+        source="template.dataset_version_id", allow_null=True, default=None
+    )
+    target = serializers.CharField(source="template.target", allow_null=True, default=None)
+    hyperparameters = serializers.JSONField(source="template.hyperparameters")
+    gpus = serializers.IntegerField(source="template.gpus", default=0)
+    queue = serializers.CharField(source="template.queue", allow_null=True, default=None)
+    status = serializers.CharField(help_text="running, paused, stopped, finished or failed")
+    message = serializers.CharField()
+    trial_count = serializers.IntegerField(required=False)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class StudyDetailOutput(StudyOutput):
+    trials = StudyTrialOutput(many=True)
+    best_trial = StudyTrialOutput(allow_null=True)
+    importances = serializers.DictField(
+        child=serializers.FloatField(),
+        help_text="fANOVA importance per hyperparameter (from 2 complete trials)",
+    )
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="trials per state")
+
+
+def _study_detail(project, study_id: int) -> dict:
+    study = selectors.study_get(project=project, study_id=study_id)
+    trials = selectors.study_trials(study=study)
+    counts = {state: 0 for state in ("running", "complete", "pruned", "failed")}
+    for trial in trials:
+        counts[trial.state] = counts.get(trial.state, 0) + 1
+    data = StudyOutput(study).data
+    data["trial_count"] = len(trials)
+    data["trials"] = StudyTrialOutput(trials, many=True).data
+    best = selectors.study_best_trial(study=study, trials=trials)
+    data["best_trial"] = StudyTrialOutput(best).data if best else None
+    data["counts"] = counts
+    data["importances"] = study.importances
+    return data
+
+
+class StudyListCreateApi(ProjectScopedApi):
+    """Hyperparameter studies: each trial is a training job; Optuna samples and prunes."""
+
+    required_action = {"GET": "training.view", "POST": "training.run"}
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        objective_metric = serializers.CharField(max_length=250, help_text="a metric every trial logs")
+        direction = serializers.ChoiceField(choices=["minimize", "maximize"])
+        search_space = SearchDimensionInput(many=True)
+        trainer = serializers.CharField(
+            max_length=100, required=False, allow_blank=True, default="", help_text="a built-in trainer, or"
+        )
+        script = ScriptInput(required=False, allow_null=True, default=None, help_text="…your own script")
+        dataset_version_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+        target = serializers.CharField(max_length=250, required=False, allow_null=True, allow_blank=True)
+        hyperparameters = serializers.DictField(
+            required=False, default=dict, help_text="fixed for every trial"
+        )
+        sampler = serializers.CharField(
+            max_length=20, required=False, default="tpe", help_text="random, grid, tpe or cmaes"
+        )
+        seed = serializers.IntegerField(required=False, allow_null=True, default=None)
+        pruner = serializers.CharField(
+            max_length=20,
+            required=False,
+            default="none",
+            help_text="none, median, successive_halving or hyperband",
+        )
+        n_trials = serializers.IntegerField(required=False, allow_null=True, default=None)
+        time_limit_s = serializers.IntegerField(required=False, allow_null=True, default=None)
+        parallelism = serializers.IntegerField(required=False, default=2)
+        gpus = serializers.IntegerField(min_value=0, max_value=64, required=False, default=0)
+        queue = serializers.CharField(max_length=20, required=False, allow_null=True, default=None)
+        trial_time_limit_s = serializers.IntegerField(
+            min_value=1, required=False, allow_null=True, default=None
+        )
+        enqueue = serializers.ListField(
+            child=serializers.DictField(),
+            required=False,
+            default=list,
+            help_text="configurations tried first",
+        )
+
+    @extend_schema(responses=StudyOutput(many=True))
+    def get(self, request, project_id):
+        return self.paginate(request, selectors.study_list(project=self.project), StudyOutput)
+
+    @extend_schema(request=InputSerializer, responses={201: StudyDetailOutput})
+    def post(self, request, project_id):
+        from training.studies import study_create
+
+        data = self.validated(request)
+        version_id = data.pop("dataset_version_id")
+        version = _dataset_version(self.project, version_id) if version_id is not None else None
+        script = data.pop("script") or {}
+        search_space = [
+            {key: value for key, value in item.items() if value is not None and value != []}
+            for item in data.pop("search_space")
+        ]
+        for item in search_space:
+            if item["type"] == "categorical":
+                item.setdefault("choices", [])
+        study = study_create(
+            user=request.user,
+            project=self.project,
+            dataset_version=version,
+            search_space=search_space,
+            script_filename=script.get("filename"),
+            script_source=script.get("source"),
+            target=data.pop("target") or None,
+            ip=self.ip,
+            **data,
+        )
+        return Response(_study_detail(self.project, study.pk), status=201)
+
+
+class StudyDetailApi(ProjectScopedApi):
+    required_action = "training.view"
+
+    @extend_schema(responses=StudyDetailOutput, description="A study with its trials and its best trial.")
+    def get(self, request, project_id, study_id):
+        return Response(_study_detail(self.project, study_id))
+
+
+class StudyTrialsApi(ProjectScopedApi):
+    required_action = "training.view"
+
+    @extend_schema(responses=StudyTrialOutput(many=True))
+    def get(self, request, project_id, study_id):
+        study = selectors.study_get(project=self.project, study_id=study_id)
+        return Response(StudyTrialOutput(selectors.study_trials(study=study), many=True).data)
+
+
+class _StudyActionApi(ProjectScopedApi):
+    required_action = "training.run"
+    action = ""
+
+    @extend_schema(request=None, responses=StudyDetailOutput)
+    def post(self, request, project_id, study_id):
+        from training import studies
+
+        study = selectors.study_get(project=self.project, study_id=study_id)
+        getattr(studies, f"study_{self.action}")(user=request.user, study=study, ip=self.ip)
+        return Response(_study_detail(self.project, study_id))
+
+
+class StudyPauseApi(_StudyActionApi):
+    """Ask for no new trials; the running ones finish."""
+
+    action = "pause"
+
+
+class StudyResumeApi(_StudyActionApi):
+    action = "resume"
+
+
+class StudyStopApi(_StudyActionApi):
+    """Stop the study and its running trials."""
+
+    action = "stop"
+
+
+class StudyExtendApi(ProjectScopedApi):
+    required_action = "training.run"
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        n_trials = serializers.IntegerField(min_value=1, max_value=10_000, help_text="trials to add")
+
+    @extend_schema(
+        request=InputSerializer, responses=StudyDetailOutput, description="Add trials to the budget."
+    )
+    def post(self, request, project_id, study_id):
+        from training.studies import study_extend
+
+        data = self.validated(request)
+        study = selectors.study_get(project=self.project, study_id=study_id)
+        study_extend(user=request.user, study=study, n_trials=data["n_trials"], ip=self.ip)
+        return Response(_study_detail(self.project, study_id))

@@ -362,6 +362,10 @@ def _finish(job: TrainingJob, status: str, *, error: str, code: str) -> None:
         kind="training_job",
         payload={"id": job.pk, "run_id": job.run_id, "status": status, "error": error[:500]},
     )
+    if job.spec.get("study_trial"):
+        from training.studies import study_trial_job_ended
+
+        study_trial_job_ended(job)  # the study records the trial and asks for the next one
 
 
 def _claim(job_id: int, worker_host: str) -> TrainingJob | None:
@@ -589,6 +593,9 @@ def _settle(
             error=f"The job ran past its time limit of {job.time_limit_s} s.",
             code="time_limit",
         )
+    elif returncode == 0 and result.get("status") == "pruned":
+        # A study's pruner stopped this trial early (training/studies.py): stopped, not failed.
+        _finish(job, JobStatus.STOPPED, error="", code="pruned")
     elif returncode == 0 and result.get("status") == "finished":
         _finish(job, JobStatus.FINISHED, error="", code="")
     else:

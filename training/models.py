@@ -237,3 +237,6 @@ class RunInsight(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule}: {self.message}"
+
+
+from training.study_models import Study, StudyTrial  # noqa: E402, F401

@@ -66,7 +66,9 @@ def main(job_id: int) -> int:
         )
         if rank == 0:
             context.finish(final or {})
-        if context.should_stop():
+        if context.pruned_at_step is not None:
+            outcome = {"status": "pruned", "step": context.pruned_at_step}
+        elif context.should_stop():
             outcome = {"status": "stopped"}
     except TrainerError as error:
         traceback.print_exc()
@@ -87,7 +89,7 @@ def main(job_id: int) -> int:
         f"job {job_id}: {outcome['status']}" + (f": {outcome.get('error')}" if outcome.get("error") else ""),
         flush=True,
     )
-    return 0 if outcome["status"] in ("finished", "stopped") else 1
+    return 0 if outcome["status"] in ("finished", "stopped", "pruned") else 1
 
 
 def _dataset_version(job):
@@ -116,6 +118,10 @@ class JobContext:
         self.stop_requested = False
         self.external_stop = {"now": False}
         self.checkpoint_prefix = f"projects/{job.project_id}/runs/{job.run_id}/checkpoints"
+        # A trial of a hyperparameter study reports its objective after every flush (studies.py).
+        self.study_trial_id = job.spec.get("study_trial")
+        self.pruned_at_step: int | None = None
+        self.is_finishing = False
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -129,6 +135,7 @@ class JobContext:
     def finish(self, final_metrics: dict) -> None:
         from training import tracking
 
+        self.is_finishing = True
         self.flush()
         for path in sorted(self.output_dir.rglob("*")):
             if path.is_file() and not path.name.startswith("embeddings."):  # a cache, not the model
@@ -187,7 +194,27 @@ class JobContext:
         if self.pending:
             points, self.pending = self.pending, []
             tracking.run_log_metrics(user=self.job.created_by, run=self.job.run, metrics=points)
+            self.report_to_study(points)
             self.evaluate_insights()
+
+    def report_to_study(self, points: list[dict]) -> None:
+        """Feed a study trial's pruner; when it says prune, should_stop() ends the training."""
+        if not self.study_trial_id or self.pruned_at_step is not None:
+            return
+        from training.studies import study_trial_report
+
+        try:
+            step = study_trial_report(
+                trial_id=self.study_trial_id, points=points, may_prune=not self.is_finishing
+            )
+        except Exception:
+            # The study's bookkeeping must not fail a training that is otherwise fine.
+            traceback.print_exc()
+            print("could not report this epoch to the study", flush=True)
+            return
+        if step is not None:
+            self.pruned_at_step = step
+            print(f"pruned by the study at step {step}", flush=True)
 
     def record_failure(self, error: Exception) -> None:
         """Log what a trainer's failure says about the run, for main() to flush with the rest.
@@ -251,7 +278,7 @@ class JobContext:
         return state, int(latest["epoch"])
 
     def should_stop(self) -> bool:
-        if self.external_stop["now"]:
+        if self.external_stop["now"] or self.pruned_at_step is not None:
             return True
         now = time.monotonic()
         if now - self.last_stop_check >= 1.0:

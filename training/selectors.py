@@ -374,3 +374,48 @@ def metric_histories(*, run: Run, keys: list[str], max_points: int = 1000) -> di
         except NotFound:
             continue
     return histories
+
+
+# Studies ------------------------------------------------------------------------------------------
+
+
+def study_list(*, project) -> QuerySet:
+    from training.study_models import Study
+
+    return (
+        Study.objects.filter(project=project)
+        .select_related("created_by")
+        .annotate(trial_count=Count("trials"))
+        .order_by("-created_at", "-id")
+    )
+
+
+def study_get(*, project, study_id: int):
+    study = study_list(project=project).filter(pk=study_id).first()
+    if study is None:
+        raise NotFound("No such study in this project.")
+    return study
+
+
+def study_trials(*, study) -> list:
+    return list(study.trials.select_related("job", "job__run").order_by("number"))
+
+
+def study_best_trial(*, study, trials: list | None = None):
+    """The complete trial with the best value (lowest or highest by the study's direction), or None."""
+    from training.study_models import StudyDirection, TrialState
+
+    trials = trials if trials is not None else study_trials(study=study)
+    complete = [trial for trial in trials if trial.state == TrialState.COMPLETE and trial.value is not None]
+    if not complete:
+        return None
+    sign = -1 if study.direction == StudyDirection.MAXIMIZE else 1
+    return min(complete, key=lambda trial: (sign * trial.value, trial.number))  # ties: the earliest
+
+
+def study_intermediate_values(*, study) -> dict[int, dict[int, float]]:
+    """Each trial's reported objective per step, from Optuna's tables: {trial number: {step: value}}."""
+    from training.studies import optuna_study
+
+    handle = optuna_study(study)
+    return {trial.number: dict(trial.intermediate_values) for trial in handle.get_trials(deepcopy=False)}

@@ -15,3 +15,18 @@ def training_jobs_reap_task() -> int:
     from training.jobs import training_jobs_reap
 
     return training_jobs_reap(heartbeat_timeout_s=settings.STUDIO_JOB_HEARTBEAT_TIMEOUT_S)
+
+
+# acks_late: a step lost with its worker is delivered again; steps are idempotent (see study_step).
+@shared_task(name="training.study_step", acks_late=True, reject_on_worker_lost=True, time_limit=300)
+def study_step_task(*, study_id: int) -> None:
+    from training.studies import study_step
+
+    study_step(study_id=study_id)
+
+
+@shared_task(name="training.studies_sweep", time_limit=120)
+def studies_sweep_task() -> int:
+    from training.studies import studies_sweep
+
+    return studies_sweep()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from training.views import compare, debugger, launch, runs
+from training.views import compare, debugger, launch, runs, studies
 
 # Mounted under projects/<int:project_id>/training/ (studio/urls.py).
 app_name = "training"
@@ -15,4 +15,8 @@ urlpatterns = [
         debugger.run_confusion_matrix,
         name="run-confusion-matrix",
     ),
+    path("studies/", studies.study_list, name="studies"),
+    path("studies/new/", studies.study_new, name="study-new"),
+    path("studies/<int:study_id>/", studies.study_detail, name="study"),
+    path("studies/<int:study_id>/live/", studies.study_live, name="study-live"),
 ]

@@ -15,7 +15,11 @@ STAGES = [
     (
         "Train",
         "bi-cpu",
-        [("New training", "bi-play-circle", "training:new"), ("Runs", "bi-graph-up", "training:runs")],
+        [
+            ("New training", "bi-play-circle", "training:new"),
+            ("Runs", "bi-graph-up", "training:runs"),
+            ("Studies", "bi-sliders2", "training:studies"),
+        ],
     ),
     ("Deploy", "bi-rocket-takeoff", []),
     ("Operate", "bi-activity", []),

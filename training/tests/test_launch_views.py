@@ -6,6 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from datasets.tests.factories import DatasetFactory, make_version
 from studio.core.testing import UserFactory, project_with_roles
@@ -192,3 +193,68 @@ def test_hyperparameter_lines_parse_json_values_and_name_a_bad_line():
     }
     with pytest.raises(Exception, match="line 2"):
         parse_hyperparameter_lines("lr=0.1\njust words")
+
+
+@pytest.fixture
+def workspace(team, settings, tmp_path):
+    project, users, _version = team
+    settings.STUDIO_NOTEBOOK_DIR = tmp_path / "notebooks"
+    own = settings.STUDIO_NOTEBOOK_DIR / "users" / str(users["scientist"].pk) / "projects" / str(project.pk)
+    shared = settings.STUDIO_NOTEBOOK_DIR / "projects" / str(project.pk) / "shared"
+    for folder in (own, shared):
+        folder.mkdir(parents=True)
+    (own / "mine.py").write_text("print('mine')\n")
+    (shared / "team.ipynb").write_text(
+        '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+    )
+    (own / "shared").symlink_to(shared, target_is_directory=True)
+    (tmp_path / "outside.py").write_text("print('secret')\n")
+    other = (
+        settings.STUDIO_NOTEBOOK_DIR / "users" / str(users["maintainer"].pk) / "projects" / str(project.pk)
+    )
+    other.mkdir(parents=True)
+    (other / "theirs.py").write_text("print('theirs')\n")
+    return project, users
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"), [("mine.py", "script"), ("shared/team.ipynb", "notebook")], ids=["own", "shared"]
+)
+def test_a_file_of_the_notebook_workspace_runs_as_a_job(
+    workspace, path, kind, django_capture_on_commit_callbacks
+):
+    project, users = workspace
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = browser_for(users["scientist"]).post(
+            url(project), {"mode": "script", "workspace_path": path}
+        )
+
+    assert response.status_code == 302
+    job = TrainingJob.objects.get(project=project)
+    assert job.spec["kind"] == kind
+    assert job.run.artifacts.get().path == f"code/{path.rsplit('/', 1)[-1]}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../../../../outside.py",
+        "/etc/passwd",
+        "nothing.py",
+        "../../../{maintainer}/projects/{project}/theirs.py",
+    ],
+)
+def test_a_path_outside_the_callers_workspace_is_refused(workspace, path):
+    project, users = workspace
+    path = path.replace("{maintainer}", str(users["maintainer"].pk)).replace("{project}", str(project.pk))
+    client = APIClient()
+    client.force_authenticate(users["scientist"])
+
+    response = client.post(
+        f"/api/v1/projects/{project.pk}/training-jobs/script", {"workspace_path": path}, format="json"
+    )
+
+    assert response.status_code in (400, 404)
+    assert "workspace_path" in response.json()["error"]["message"]
+    assert not TrainingJob.objects.filter(project=project).exists()

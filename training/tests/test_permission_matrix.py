@@ -11,9 +11,11 @@ from studio.projects.permissions import Role
 from training import tracking
 from training.job_models import RunLogChunk
 from training.jobs import training_job_submit
+from training.studies import study_create, study_pause
 
 RUN = "projects/<int:project_id>/runs/<int:run_id>"
 JOB = "projects/<int:project_id>/training-jobs/<int:job_id>"
+STUDY = "projects/<int:project_id>/studies/<int:study_id>"
 
 # (method, route, url template, action, body); bodies are valid so an allowed role gets a 2xx.
 ROUTES = [
@@ -143,6 +145,29 @@ ROUTES = [
         "training.view",
         None,
     ),
+    ("GET", "projects/<int:project_id>/studies", "/api/v1/projects/{p}/studies", "training.view", None),
+    (
+        "POST",
+        "projects/<int:project_id>/studies",
+        "/api/v1/projects/{p}/studies",
+        "training.run",
+        {
+            "name": "lr search",
+            "objective_metric": "val_accuracy",
+            "direction": "maximize",
+            "search_space": [{"name": "lr", "type": "float", "low": 0.001, "high": 0.1, "log": True}],
+            "trainer": "tabular_classification",
+            "dataset_version_id": "{v}",
+            "target": "label",
+            "n_trials": 2,
+        },
+    ),
+    ("GET", STUDY, "/api/v1/projects/{p}/studies/{s}", "training.view", None),
+    ("GET", STUDY + "/trials", "/api/v1/projects/{p}/studies/{s}/trials", "training.view", None),
+    ("POST", STUDY + "/pause", "/api/v1/projects/{p}/studies/{s}/pause", "training.run", None),
+    ("POST", STUDY + "/resume", "/api/v1/projects/{p}/studies/{s2}/resume", "training.run", None),
+    ("POST", STUDY + "/stop", "/api/v1/projects/{p}/studies/{s}/stop", "training.run", None),
+    ("POST", STUDY + "/extend", "/api/v1/projects/{p}/studies/{s}/extend", "training.run", {"n_trials": 2}),
 ]
 
 
@@ -175,6 +200,19 @@ def world(db):
     job = training_job_submit(
         user=owner, project=project, trainer="tabular_classification", dataset_version=version, target="label"
     )
+    study_options = {
+        "user": owner,
+        "project": project,
+        "objective_metric": "val_accuracy",
+        "direction": "maximize",
+        "search_space": [{"name": "lr", "type": "float", "low": 0.001, "high": 0.1}],
+        "trainer": "tabular_classification",
+        "dataset_version": version,
+        "target": "label",
+        "n_trials": 2,
+    }
+    study = study_create(name="running study", **study_options)
+    paused = study_pause(user=owner, study=study_create(name="paused study", **study_options))
     return {
         "project": project,
         "users": users,
@@ -183,6 +221,8 @@ def world(db):
         "r2": other,
         "v": version,
         "j": job,
+        "s": study,
+        "s2": paused,
     }
 
 
@@ -194,6 +234,8 @@ def _ids(world):
         "r2": world["r2"].pk,
         "v": world["v"].pk,
         "j": world["j"].pk,
+        "s": world["s"].pk,
+        "s2": world["s2"].pk,
     }
 
 

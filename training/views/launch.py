@@ -75,6 +75,7 @@ def _form_context(project, values, mode: str) -> dict:
         "time_limit_min": values.get("time_limit_min", ""),
         "script_hyperparameters": values.get("script_hyperparameters", ""),
         "processes": values.get("processes", "1"),
+        "workspace_path": values.get("workspace_path", ""),
     }
 
 
@@ -123,9 +124,25 @@ def _submit(request, project, mode: str):
     }
     if mode == "script":
         upload = request.FILES.get("script")
-        if upload is None:
+        workspace_path = values.get("workspace_path", "").strip()
+        if upload is not None:
+            filename, source = upload.name, upload.read()
+        elif workspace_path:
+            from django.conf import settings
+
+            from notebooks.selectors import workspace_file_read
+
+            filename, source = workspace_file_read(
+                user=request.user,
+                project=project,
+                path=workspace_path,
+                max_bytes=settings.STUDIO_MAX_SCRIPT_BYTES,
+            )
+        else:
             raise ApplicationError(
-                "script: choose a .py script or an .ipynb notebook to run.", extra={"field": "script"}
+                "script: choose a .py script or an .ipynb notebook to run, or give a path in your notebook "
+                "workspace.",
+                extra={"field": "script"},
             )
         if values.get("dataset_version") and version is None:
             raise ApplicationError(
@@ -133,8 +150,8 @@ def _submit(request, project, mode: str):
                 extra={"field": "dataset_version"},
             )
         return jobs.training_script_job_submit(
-            filename=upload.name,
-            source=upload.read(),
+            filename=filename,
+            source=source,
             dataset_version=version,
             hyperparameters=parse_hyperparameter_lines(values.get("script_hyperparameters", "")),
             processes=_integer(values.get("processes", "1") or "1", "processes"),
