@@ -33,6 +33,7 @@ BENCHMARKS = [
     "training_dispatch",  # issue 4, Speed: enqueue -> child process training, p50 and p95 over 20 jobs
     "tracking_vs_mlflow",  # issue 4, Speed: vs MLflow 3: >= 20k points/s, chart, search p95 <= 100 ms
     "notebook_start",  # issue 6, Speed: notebook server start to ready, p50 of 5 starts; idle server RSS
+    "hpo_dispatch",  # issue 5, Speed: trials/hour, Studio with 2 workers >= 0.8x in-process Optuna, 2 threads
     "hpo_search",  # issue 5, Quality: TPE vs random (3 seeds); ASHA/hyperband <= 50% epochs to same best
 ]
 

@@ -92,8 +92,8 @@ class Studio:
 
 
 @contextmanager
-def running_studio(*, worker: bool = False, prefix: str = "bench") -> Iterator[Studio]:
-    """Start uvicorn (and a Celery worker, prefork, concurrency 1) for a fresh user and project.
+def running_studio(*, worker: bool = False, prefix: str = "bench", concurrency: int = 1) -> Iterator[Studio]:
+    """Start uvicorn (and a Celery worker, prefork, `concurrency` processes) for a fresh user and project.
 
     On exit the processes are stopped and the project's datasets deleted with their files.
     """
@@ -149,7 +149,7 @@ def running_studio(*, worker: bool = False, prefix: str = "bench") -> Iterator[S
                     "--pool",
                     "prefork",
                     "-c",
-                    "1",
+                    str(concurrency),
                     "-n",
                     studio.worker_name,
                     "--without-mingle",
