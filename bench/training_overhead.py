@@ -1,7 +1,7 @@
 """Issue 4, Speed: the same training loop through Studio and as a plain Python script, ≤ 1.10× wall time.
 
 The loop: the built-in `tabular_classification` trainer (an MLP, 20 epochs, batch 64, seed 7) on a
-generated 90,000-row dataset (`bench.training_common`), sized so that the plain script takes about
+generated 135,000-row dataset (`bench.training_common`), sized so that the plain script takes about
 30 s on the 2-core benchmark machine.
 
 - Studio: `training_job_submit` (the service behind the Train form and the API) queues the job; a
@@ -51,7 +51,7 @@ from bench.training_common import (
 
 TITLE = "Training overhead: the same tabular MLP through a Studio job vs a plain Python script"
 GOAL_RATIO = 1.10
-ROWS, QUICK_ROWS = 90_000, 2_000
+ROWS, QUICK_ROWS = 135_000, 2_000
 EPOCHS, QUICK_EPOCHS = 20, 2
 REPEATS, QUICK_REPEATS = 3, 1
 JOB_TIMEOUT_S = 600
