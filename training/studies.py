@@ -129,7 +129,8 @@ def build_pruner(study: Study):
     if study.pruner == StudyPruner.MEDIAN:
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
     if study.pruner == StudyPruner.SUCCESSIVE_HALVING:
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        # Optuna's own default rate: the top quarter of each rung goes on to four times the epochs.
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=4)
     if study.pruner == StudyPruner.HYPERBAND:
         epochs = (study.template.get("hyperparameters") or {}).get("epochs")
         max_resource = int(epochs) if isinstance(epochs, int) and epochs >= 3 else "auto"
