@@ -241,23 +241,22 @@ class Training:
         logs to the job's run. Files written to $STUDIO_MODEL_DIR become the run's `model/` artifacts.
         """
         path = Path(script)
-        context = self._scope.context()
-        body: dict[str, Any] = {
-            "filename": path.name,
-            "source": path.read_text(encoding="utf-8"),
-            "dataset_version_id": None if dataset is None else self._version_id(context, dataset),
-            "hyperparameters": dict(hyperparameters or {}),
-            "experiment": experiment,
-            "name": name,
-            "gpus": gpus,
-            "processes": processes,
-            "queue": queue,
-            "time_limit_s": time_limit_s,
-        }
-        job = TrainingJob._from_api(context.call("POST", "training-jobs/script", json=body), context)
-        if wait:
-            job.wait(timeout_s=timeout_s, progress=progress)
-        return job
+        return self._submit_script(
+            {"filename": path.name, "source": path.read_text(encoding="utf-8")},
+            dataset=dataset,
+            hyperparameters=hyperparameters,
+            options={
+                "experiment": experiment,
+                "name": name,
+                "gpus": gpus,
+                "processes": processes,
+                "queue": queue,
+                "time_limit_s": time_limit_s,
+            },
+            wait=wait,
+            progress=progress,
+            timeout_s=timeout_s,
+        )
 
     def submit_workspace_notebook(
         self,
@@ -277,15 +276,33 @@ class Training:
 
         The server reads the file, so this works from anywhere, not only from inside the lab.
         """
+        return self._submit_script(
+            {"workspace_path": workspace_path},
+            dataset=dataset,
+            hyperparameters=hyperparameters,
+            options={"experiment": experiment, "name": name, "gpus": gpus, "time_limit_s": time_limit_s},
+            wait=wait,
+            progress=progress,
+            timeout_s=timeout_s,
+        )
+
+    def _submit_script(
+        self,
+        code: dict[str, Any],
+        *,
+        dataset: Any,
+        hyperparameters: dict[str, Any] | None,
+        options: dict[str, Any],
+        wait: bool,
+        progress: bool,
+        timeout_s: float | None,
+    ) -> TrainingJob:
         context = self._scope.context()
         body: dict[str, Any] = {
-            "workspace_path": workspace_path,
+            **code,
             "dataset_version_id": None if dataset is None else self._version_id(context, dataset),
             "hyperparameters": dict(hyperparameters or {}),
-            "experiment": experiment,
-            "name": name,
-            "gpus": gpus,
-            "time_limit_s": time_limit_s,
+            **options,
         }
         job = TrainingJob._from_api(context.call("POST", "training-jobs/script", json=body), context)
         if wait:

@@ -580,21 +580,37 @@ class TrainerListApi(ProjectScopedApi):
         return Response(TrainerOutput([trainer.describe() for trainer in TRAINERS.values()], many=True).data)
 
 
+class JobOptionsInput(serializers.Serializer):
+    """What every kind of training job takes besides its code and data."""
+
+    experiment = serializers.CharField(max_length=200, required=False, default="default")
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    gpus = serializers.IntegerField(min_value=0, max_value=64, required=False, default=0)
+    processes = serializers.IntegerField(min_value=1, max_value=8, required=False, default=1)
+    queue = serializers.CharField(max_length=20, required=False, allow_null=True, default=None)
+    time_limit_s = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+
+
+def _job_options(data: dict) -> dict:
+    return {
+        "experiment": data["experiment"],
+        "name": data["name"],
+        "gpus": data["gpus"],
+        "processes": data["processes"],
+        "time_limit_s": data["time_limit_s"],
+        "queue": data["queue"] or None,
+    }
+
+
 class TrainingJobListCreateApi(ProjectScopedApi):
     required_action = {"GET": "training.view", "POST": "training.run"}
     parser_classes = [JSONParser]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(JobOptionsInput):
         trainer = serializers.CharField(max_length=100)
         dataset_version_id = serializers.IntegerField()
         target = serializers.CharField(max_length=250, required=False, allow_null=True, allow_blank=True)
         hyperparameters = serializers.DictField(required=False, default=dict)
-        experiment = serializers.CharField(max_length=200, required=False, default="default")
-        name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-        gpus = serializers.IntegerField(min_value=0, max_value=64, required=False, default=0)
-        processes = serializers.IntegerField(min_value=1, max_value=8, required=False, default=1)
-        queue = serializers.CharField(max_length=20, required=False, allow_null=True, default=None)
-        time_limit_s = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
 
     @extend_schema(responses=TrainingJobOutput(many=True))
     def get(self, request, project_id):
@@ -611,12 +627,7 @@ class TrainingJobListCreateApi(ProjectScopedApi):
             dataset_version=version,
             target=data.get("target") or None,
             hyperparameters=data["hyperparameters"],
-            experiment=data["experiment"],
-            name=data["name"],
-            gpus=data["gpus"],
-            processes=data["processes"],
-            time_limit_s=data["time_limit_s"],
-            queue=data["queue"] or None,
+            **_job_options(data),
             ip=self.ip,
         )
         job = selectors.training_job_get(project=self.project, job_id=job.pk)
@@ -629,7 +640,7 @@ class TrainingScriptJobCreateApi(ProjectScopedApi):
     required_action = "training.run"
     parser_classes = [JSONParser]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(JobOptionsInput):
         filename = serializers.CharField(
             max_length=200, required=False, default="", help_text="ends in .py or .ipynb (with `source`)"
         )
@@ -648,12 +659,6 @@ class TrainingScriptJobCreateApi(ProjectScopedApi):
             default=dict,
             help_text="passed as --name value arguments and STUDIO_HYPERPARAMETERS",
         )
-        experiment = serializers.CharField(max_length=200, required=False, default="default")
-        name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-        gpus = serializers.IntegerField(min_value=0, max_value=64, required=False, default=0)
-        processes = serializers.IntegerField(min_value=1, max_value=8, required=False, default=1)
-        queue = serializers.CharField(max_length=20, required=False, allow_null=True, default=None)
-        time_limit_s = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
 
     @extend_schema(request=InputSerializer, responses={201: TrainingJobOutput})
     def post(self, request, project_id):
@@ -684,12 +689,7 @@ class TrainingScriptJobCreateApi(ProjectScopedApi):
             source=source,
             dataset_version=version,
             hyperparameters=data["hyperparameters"],
-            experiment=data["experiment"],
-            name=data["name"],
-            gpus=data["gpus"],
-            processes=data["processes"],
-            time_limit_s=data["time_limit_s"],
-            queue=data["queue"] or None,
+            **_job_options(data),
             ip=self.ip,
         )
         job = selectors.training_job_get(project=self.project, job_id=job.pk)
