@@ -1,3 +1,5 @@
+import functools
+
 from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
@@ -41,8 +43,26 @@ def studio(request):
         "current_project": access.project if access else None,
         "current_role": access.role if access else None,
         "may": SimpleLazyObject(lambda: _Allowed(access)),
-        "stages": STAGES,
+        "stages": SimpleLazyObject(lambda: _visible_stages(access)),
     }
+
+
+def _visible_stages(access) -> list:
+    """STAGES without the pages the caller's role may not open (a viewer sees no "New training")."""
+    if access is None:
+        return STAGES
+    return [
+        (stage, icon, [item for item in items if access.allows(_page_action(item[2]))])
+        for stage, icon, items in STAGES
+    ]
+
+
+@functools.cache
+def _page_action(url_name: str) -> str:
+    # The action a page declares with @page (studio.core.pages): one source of truth for nav and view.
+    from django.urls import resolve, reverse
+
+    return resolve(reverse(url_name, kwargs={"project_id": 1})).func.required_action
 
 
 class _Allowed:
