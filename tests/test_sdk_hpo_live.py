@@ -1,11 +1,10 @@
 """The SDK's hyperparameter studies against a real Studio web process and a real Celery worker."""
 
 import pytest
-from sklearn.datasets import load_iris
 
-from datasets.tests.factories import DatasetFactory, make_version
+from datasets.tests.factories import make_iris_version
 from studio.accounts.services import api_token_create
-from studio.core.testing import MembershipFactory, UserFactory
+from studio.core.testing import member
 from studio.projects.permissions import Role
 from studio_sdk import Client, Study, StudyFailedError, ValidationError
 
@@ -15,19 +14,12 @@ WAIT_S = 300  # a bound for a few jobs on a cold worker, not a speed assertion
 
 @pytest.fixture
 def iris_version(transactional_db):
-    iris = load_iris(as_frame=True)
-    frame = iris.frame.rename(columns=lambda name: name.replace(" (cm)", "").replace(" ", "_"))
-    frame["species"] = [iris.target_names[index] for index in frame.pop("target")]
-    table = {column: frame[column].tolist() for column in frame.columns}
-    schema = [{"name": column, "type": "numeric", "arrow_type": "double"} for column in frame.columns[:-1]]
-    schema.append({"name": "species", "type": "categorical", "arrow_type": "string"})
-    return make_version(dataset=DatasetFactory(name="iris"), table=table, schema=schema)
+    return make_iris_version()
 
 
 @pytest.fixture
 def client(iris_version, studio_server):
-    user = UserFactory(username="sdk-tuner")
-    MembershipFactory(project=iris_version.dataset.project, user=user, role=Role.SCIENTIST)
+    user = member(iris_version.dataset.project, username="sdk-tuner", role=Role.SCIENTIST)
     _token, raw = api_token_create(user=user, name="sdk hpo test")
     with Client(url=studio_server, token=raw, project=iris_version.dataset.project_id) as client:
         yield client

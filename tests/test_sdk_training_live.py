@@ -1,11 +1,10 @@
 """The SDK's training jobs against a real Studio web process and a real Celery worker."""
 
 import pytest
-from sklearn.datasets import load_iris
 
-from datasets.tests.factories import DatasetFactory, make_version
+from datasets.tests.factories import make_iris_version
 from studio.accounts.services import api_token_create
-from studio.core.testing import MembershipFactory, UserFactory
+from studio.core.testing import member
 from studio.projects.permissions import Role
 from studio_sdk import Client, TrainingJob, ValidationError
 from studio_sdk.training import TrainingJobFailedError
@@ -15,19 +14,12 @@ pytestmark = [pytest.mark.integration]
 
 @pytest.fixture
 def iris_version(transactional_db):
-    iris = load_iris(as_frame=True)
-    frame = iris.frame.rename(columns=lambda name: name.replace(" (cm)", "").replace(" ", "_"))
-    frame["species"] = [iris.target_names[index] for index in frame.pop("target")]
-    table = {column: frame[column].tolist() for column in frame.columns}
-    schema = [{"name": column, "type": "numeric", "arrow_type": "double"} for column in frame.columns[:-1]]
-    schema.append({"name": "species", "type": "categorical", "arrow_type": "string"})
-    return make_version(dataset=DatasetFactory(name="iris"), table=table, schema=schema)
+    return make_iris_version()
 
 
 @pytest.fixture
 def client(iris_version, studio_server):
-    user = UserFactory(username="sdk-trainer")
-    MembershipFactory(project=iris_version.dataset.project, user=user, role=Role.SCIENTIST)
+    user = member(iris_version.dataset.project, username="sdk-trainer", role=Role.SCIENTIST)
     _token, raw = api_token_create(user=user, name="sdk training test")
     with Client(url=studio_server, token=raw, project=iris_version.dataset.project_id) as client:
         yield client
@@ -204,3 +196,38 @@ def test_bad_scripts_are_refused_with_the_reason(client, tmp_path):
     notebook.write_text('{"cells": 3}')
     with pytest.raises(ValidationError, match=r"broken.ipynb is not a valid notebook"):
         client.training.submit_script(notebook)
+
+
+def test_a_notebook_of_the_notebook_workspace_runs_as_a_job(
+    client, iris_version, celery_worker_name, settings
+):
+    import nbformat
+
+    from studio.accounts.models import User
+
+    user = User.objects.get(username="sdk-trainer")
+    project_id = iris_version.dataset.project_id
+    folder = settings.STUDIO_NOTEBOOK_DIR / "users" / str(user.pk) / "projects" / str(project_id) / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell("rows = 0")
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [
+        parameters,
+        nbformat.v4.new_code_cell(
+            "import os, pandas\n"
+            "frame = pandas.read_parquet(os.path.join(os.environ['STUDIO_DATASET_DIR'], 'data.parquet'))\n"
+            "print('rows', len(frame), 'asked', rows)"
+        ),
+    ]
+    (folder / "count.ipynb").write_text(nbformat.writes(notebook))
+
+    job = client.training.submit_workspace_notebook(
+        "reports/count.ipynb", dataset=iris_version.pk, hyperparameters={"rows": 7}
+    )
+    job.wait(timeout_s=180, progress=False)
+
+    assert (job.kind, job.filename, job.status) == ("notebook", "count.ipynb", "finished")
+    paths = {artifact["path"] for artifact in job.run.artifacts()}
+    assert {"code/count.ipynb", "output/executed-count.ipynb"} <= paths
+    assert "rows 150 asked 7" in job.logs()

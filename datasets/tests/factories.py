@@ -66,6 +66,22 @@ def make_version(
     )
 
 
+def make_iris_version(*, name: str = "iris", project=None) -> DatasetVersion:
+    """scikit-learn's iris as a dataset version: four numeric columns (sepal_length, …, petal_width) and
+    the categorical target `species` holding the class names."""
+    # imported here: scikit-learn is slow to import and most tests using these factories never need it
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    frame = iris.frame.rename(columns=lambda column: column.replace(" (cm)", "").replace(" ", "_"))
+    frame["species"] = [iris.target_names[index] for index in frame.pop("target")]
+    table = {column: frame[column].tolist() for column in frame.columns}
+    schema = [{"name": column, "type": "numeric", "arrow_type": "double"} for column in frame.columns[:-1]]
+    schema.append({"name": "species", "type": "categorical", "arrow_type": "string"})
+    dataset = DatasetFactory(name=name, **({"project": project} if project is not None else {}))
+    return make_version(dataset=dataset, table=table, schema=schema)
+
+
 class RecipeFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Recipe

@@ -1,5 +1,6 @@
 """Factories and helpers shared by the tests of every app."""
 
+import uuid
 from functools import cache
 
 import factory
@@ -45,14 +46,26 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Role.SCIENTIST
 
 
+def member(
+    project: Project,
+    *,
+    username: str | None = None,
+    username_prefix: str | None = None,
+    role: str = Role.SCIENTIST,
+):
+    """A user holding `role` in `project`, named `username`, `username_prefix` plus a random suffix, or
+    by the factory's sequence. The suffix matters: UserFactory gets an existing user by its name."""
+    if username_prefix is not None:
+        username = f"{username_prefix}-{uuid.uuid4().hex[:6]}"
+    user = UserFactory(username=username) if username is not None else UserFactory()
+    MembershipFactory(project=project, user=user, role=role)
+    return user
+
+
 def project_with_roles(name: str = "Team project") -> tuple[Project, dict[str, object]]:
     """A project with one member per role; returns it and {role: user}."""
     project = ProjectFactory(name=name)
-    users = {}
-    for role in Role.values:
-        user = UserFactory(username=f"{role}-{project.slug}")
-        MembershipFactory(project=project, user=user, role=role)
-        users[role] = user
+    users = {role: member(project, username=f"{role}-{project.slug}", role=role) for role in Role.values}
     return project, users
 
 

@@ -4,14 +4,12 @@ the status turns to finished, the logs tail, and the runs list shows the run wit
 import re
 import threading
 import time
-import uuid
 
 import pytest
 from playwright.sync_api import expect
-from sklearn.datasets import load_iris
 
-from datasets.tests.factories import DatasetFactory, make_version
-from studio.core.testing import MembershipFactory, UserFactory
+from datasets.tests.factories import make_iris_version
+from studio.core.testing import member
 from tests.browser.test_team_journey import sign_in
 from training.jobs import training_job_submit
 
@@ -56,16 +54,8 @@ def submit_elsewhere(**options):
 
 @pytest.fixture
 def iris_version(transactional_db):
-    iris = load_iris(as_frame=True)
-    frame = iris.frame.rename(columns=lambda name: name.replace(" (cm)", "").replace(" ", "_"))
-    frame["species"] = [iris.target_names[index] for index in frame.pop("target")]
-    table = {column: frame[column].tolist() for column in frame.columns}
-    schema = [{"name": column, "type": "numeric", "arrow_type": "double"} for column in frame.columns[:-1]]
-    schema.append({"name": "species", "type": "categorical", "arrow_type": "string"})
-    dataset = DatasetFactory(name="iris")
-    user = UserFactory(username=f"sam-{uuid.uuid4().hex[:6]}")
-    MembershipFactory(project=dataset.project, user=user, role="scientist")
-    return user, make_version(dataset=dataset, table=table, schema=schema)
+    version = make_iris_version()
+    return member(version.dataset.project, username_prefix="sam"), version
 
 
 def test_follow_a_training_run_live(iris_version, celery_worker_name, studio_server, open_context):

@@ -3,14 +3,12 @@ trainer from the form, watch its curve grow live, open the debugger tab, train a
 learning rate, and compare the two."""
 
 import re
-import uuid
 
 import pytest
 from playwright.sync_api import expect
-from sklearn.datasets import load_iris
 
-from datasets.tests.factories import DatasetFactory, make_version
-from studio.core.testing import MembershipFactory, UserFactory
+from datasets.tests.factories import make_iris_version
+from studio.core.testing import member
 from tests.browser.test_runs_journey import JOB_TIMEOUT_MS, wait_for_points
 from tests.browser.test_team_journey import sign_in
 from training.job_models import TrainingJob
@@ -23,16 +21,8 @@ RUN_URL = re.compile(r"/training/runs/(\d+)/$")
 
 @pytest.fixture
 def scientist_and_iris(transactional_db):
-    iris = load_iris(as_frame=True)
-    frame = iris.frame.rename(columns=lambda name: name.replace(" (cm)", "").replace(" ", "_"))
-    frame["species"] = [iris.target_names[index] for index in frame.pop("target")]
-    table = {column: frame[column].tolist() for column in frame.columns}
-    schema = [{"name": column, "type": "numeric", "arrow_type": "double"} for column in frame.columns[:-1]]
-    schema.append({"name": "species", "type": "categorical", "arrow_type": "string"})
-    dataset = DatasetFactory(name="iris")
-    user = UserFactory(username=f"tess-{uuid.uuid4().hex[:6]}")
-    MembershipFactory(project=dataset.project, user=user, role="scientist")
-    return user, make_version(dataset=dataset, table=table, schema=schema)
+    version = make_iris_version()
+    return member(version.dataset.project, username_prefix="tess"), version
 
 
 def train_from_the_form(page, *, name: str, lr: str, epochs: int) -> int:

@@ -9,10 +9,9 @@ import uuid
 
 import optuna
 import pytest
-from sklearn.datasets import load_iris
 
-from datasets.tests.factories import DatasetFactory, make_version
-from studio.core.testing import MembershipFactory, UserFactory
+from datasets.tests.factories import make_iris_version
+from studio.core.testing import member
 from training import studies
 from training.job_models import TrainingJob
 from training.jobs import training_jobs_reap
@@ -36,16 +35,8 @@ def _wait(predicate, timeout_s=300, every_s=0.5):
 
 @pytest.fixture
 def iris_version(transactional_db):
-    iris = load_iris(as_frame=True)
-    frame = iris.frame.rename(columns=lambda name: name.replace(" (cm)", "").replace(" ", "_"))
-    frame["species"] = [iris.target_names[index] for index in frame.pop("target")]
-    table = {column: frame[column].tolist() for column in frame.columns}
-    schema = [{"name": column, "type": "numeric", "arrow_type": "double"} for column in frame.columns[:-1]]
-    schema.append({"name": "species", "type": "categorical", "arrow_type": "string"})
-    dataset = DatasetFactory(name="iris")
-    user = UserFactory(username=f"tuner-{uuid.uuid4().hex[:6]}")
-    MembershipFactory(project=dataset.project, user=user, role="scientist")
-    return user, make_version(dataset=dataset, table=table, schema=schema)
+    version = make_iris_version()
+    return member(version.dataset.project, username_prefix="tuner"), version
 
 
 @pytest.fixture

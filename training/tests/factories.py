@@ -3,6 +3,8 @@
 import factory
 from django.utils import timezone
 
+from datasets.models import DatasetVersion
+from datasets.tests.factories import DatasetFactory, make_version
 from studio.core.testing import ProjectFactory
 from training.models import Experiment, Run, RunStatus
 
@@ -24,3 +26,15 @@ class RunFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"run-{n}")
     status = RunStatus.RUNNING
     started_at = factory.LazyFunction(timezone.now)
+
+
+def make_points_version(*, name: str = "points") -> DatasetVersion:
+    """A tiny classification dataset: 12 rows of a numeric `x` and a categorical `label` ("a" or "b")."""
+    return make_version(
+        dataset=DatasetFactory(name=name),
+        table={"x": [float(i) for i in range(12)], "label": ["a", "b"] * 6},
+        schema=[
+            {"name": "x", "type": "numeric", "arrow_type": "double"},
+            {"name": "label", "type": "categorical", "arrow_type": "string"},
+        ],
+    )

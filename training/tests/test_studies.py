@@ -3,13 +3,13 @@
 import optuna
 import pytest
 
-from datasets.tests.factories import DatasetFactory, make_version
-from studio.core.testing import MembershipFactory, UserFactory
+from studio.core.testing import member
 from studio.errors import ApplicationError
 from training import studies, tracking
 from training.job_models import JobStatus, TrainingJob
 from training.jobs import _finish
 from training.study_models import Study, StudyStatus, TrialState
+from training.tests.factories import make_points_version
 
 SPACE = [
     {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True},
@@ -20,17 +20,8 @@ SPACE = [
 
 @pytest.fixture
 def world(db):
-    dataset = DatasetFactory(name="points")
-    user = UserFactory(username="tuner")
-    MembershipFactory(project=dataset.project, user=user, role="scientist")
-    version = make_version(
-        dataset=dataset,
-        table={"x": [float(i) for i in range(12)], "label": ["a", "b"] * 6},
-        schema=[
-            {"name": "x", "type": "numeric", "arrow_type": "double"},
-            {"name": "label", "type": "categorical", "arrow_type": "string"},
-        ],
-    )
+    version = make_points_version()
+    user = member(version.dataset.project, username="tuner")
     return user, version
 
 
@@ -306,8 +297,7 @@ def test_a_known_good_configuration_is_tried_first(world):
 
 def test_a_viewer_cannot_create_a_study(world):
     _user, version = world
-    viewer = UserFactory(username="looker")
-    MembershipFactory(project=version.dataset.project, user=viewer, role="viewer")
+    viewer = member(version.dataset.project, username="looker", role="viewer")
     with pytest.raises(ApplicationError):
         studies.study_create(
             user=viewer,

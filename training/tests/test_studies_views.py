@@ -3,27 +3,19 @@
 import pytest
 from django.test import Client
 
-from datasets.tests.factories import DatasetFactory, make_version
-from studio.core.testing import MembershipFactory, UserFactory
+from datasets.tests.factories import DatasetFactory
+from studio.core.testing import member
 from training import studies, tracking
 from training.job_models import JobStatus
 from training.jobs import _finish
 from training.study_models import Study
+from training.tests.factories import make_points_version
 
 
 @pytest.fixture
 def world(db):
-    dataset = DatasetFactory(name="points")
-    user = UserFactory(username="page-tuner")
-    MembershipFactory(project=dataset.project, user=user, role="scientist")
-    version = make_version(
-        dataset=dataset,
-        table={"x": [float(i) for i in range(12)], "label": ["a", "b"] * 6},
-        schema=[
-            {"name": "x", "type": "numeric", "arrow_type": "double"},
-            {"name": "label", "type": "categorical", "arrow_type": "string"},
-        ],
-    )
+    version = make_points_version()
+    user = member(version.dataset.project, username="page-tuner")
     browser = Client()
     browser.force_login(user)
     return user, version, browser
@@ -158,9 +150,8 @@ def test_another_project_s_study_is_a_404(world):
         target="label",
         n_trials=1,
     )
-    outsider = UserFactory(username="elsewhere")
     other = DatasetFactory(name="theirs")
-    MembershipFactory(project=other.project, user=outsider, role="owner")
+    outsider = member(other.project, username="elsewhere", role="owner")
     browser = Client()
     browser.force_login(outsider)
     assert browser.get(f"/projects/{other.project_id}/training/studies/{study.pk}/").status_code == 404
