@@ -66,6 +66,10 @@ def main(job_id: int) -> int:
         )
         if rank == 0:
             context.finish(final or {})
+        if world_size > 1:
+            # Rank 0 still writes the model while the others are done: a rank that tears its gloo
+            # group down meanwhile can abort ("terminate called without an active exception").
+            dist.barrier()
         if context.pruned_at_step is not None:
             outcome = {"status": "pruned", "step": context.pruned_at_step}
         elif context.should_stop():

@@ -70,6 +70,22 @@ def test_a_built_in_trainer_runs_as_a_job(iris_version, celery_worker_name):
     assert "training tabular_classification" in log
 
 
+def test_a_job_asking_for_two_processes_trains_with_ddp_on_gloo(iris_version, celery_worker_name):
+    # On a machine without GPUs, two processes under torchrun share the training on the gloo backend.
+    user, version = iris_version
+    job = _submit(user, version, processes=2)
+    done = _wait(lambda: TrainingJob.objects.filter(pk=job.pk, status__in=["finished", "failed"]).first())
+    assert done is not None, "the job never finished"
+    assert done.status == "finished", done.error
+    log = "".join(RunLogChunk.objects.filter(run=done.run).values_list("text", flat=True))
+    assert "x2 processes" in log
+    # only rank 0 records: one point per epoch, one model
+    assert _steps(done.run, "val_accuracy") == [1, 2, 3, 4]
+    assert {"model/model.safetensors", "model/model.json"} <= set(
+        done.run.artifacts.values_list("path", flat=True)
+    )
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

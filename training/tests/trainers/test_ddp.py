@@ -44,6 +44,7 @@ def _worker(rank: int, port: int, parquet_path: str, schema: dict, output_dir: s
             "debug": len(context.debug),
         }
         (Path(report_dir) / f"rank{rank}.json").write_text(json.dumps(report))
+        dist.barrier()  # as the job runner does: no rank tears gloo down while another still works
     finally:
         dist.destroy_process_group()
 
