@@ -95,3 +95,19 @@ def assert_follows_matrix(response, *, principal: str, action: str) -> None:
         )
     else:
         assert response.status_code == 403, (principal, response.status_code)
+
+
+def wait_for(predicate, *, timeout_s: float = 120, every_s: float = 0.25):
+    """Poll `predicate` until it returns something truthy (returned) or `timeout_s` passes (its last value).
+
+    For integration tests that wait on real workers and servers; the caller asserts on the value.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    return predicate()

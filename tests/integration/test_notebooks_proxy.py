@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,7 +24,7 @@ from notebooks.services import (
     server_token,
 )
 from studio.accounts.models import ApiToken
-from studio.core.testing import TEST_PASSWORD, MembershipFactory, UserFactory, project_with_roles
+from studio.core.testing import TEST_PASSWORD, MembershipFactory, UserFactory, project_with_roles, wait_for
 
 pytestmark = [pytest.mark.integration]
 KERNEL_PROTOCOL = "v1.kernel.websocket.jupyter.org"
@@ -36,16 +35,6 @@ def _run(coroutine):
         return pool.submit(asyncio.run, coroutine).result()
 
 
-def _wait(predicate, timeout_s=120, every_s=0.2):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every_s)
-    return predicate()
-
-
 def _session_cookie(user) -> str:
     client = Client()
     assert client.login(username=user.username, password=TEST_PASSWORD)
@@ -53,7 +42,7 @@ def _session_cookie(user) -> str:
 
 
 def _running(server: NotebookServer) -> NotebookServer:
-    ready = _wait(
+    ready = wait_for(
         lambda: NotebookServer.objects.filter(pk=server.pk).exclude(state=ServerState.STARTING).first()
     )
     assert ready is not None, "the server never left the starting state"
@@ -277,7 +266,9 @@ def test_a_server_that_dies_is_shown_stopped_and_idle_servers_are_culled(started
     project, alice, others, server = started
     # a killed server: the spawner's watcher sees the exit
     os.kill(server.pid, signal.SIGKILL)
-    dead = _wait(lambda: NotebookServer.objects.filter(pk=server.pk, state=ServerState.STOPPED).first(), 30)
+    dead = wait_for(
+        lambda: NotebookServer.objects.filter(pk=server.pk, state=ServerState.STOPPED).first(), timeout_s=30
+    )
     assert dead is not None
     assert dead.message == "The server ended."
     # a row that says running for a process nobody watches (the web process restarted): the beat task

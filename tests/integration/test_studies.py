@@ -4,14 +4,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import optuna
 import pytest
 
 from datasets.tests.factories import make_iris_version
-from studio.core.testing import member
+from studio.core.testing import member, wait_for
 from training import studies
 from training.job_models import TrainingJob
 from training.jobs import training_jobs_reap
@@ -21,16 +20,6 @@ from training.study_models import Study, StudyStatus, TrialState
 pytestmark = [pytest.mark.integration]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPTUNA_STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
-
-
-def _wait(predicate, timeout_s=300, every_s=0.5):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every_s)
-    return predicate()
 
 
 @pytest.fixture
@@ -124,7 +113,7 @@ def test_a_pruned_study_reaches_its_budget_with_consistent_trials(iris_version, 
             pruner="median",
             enqueue=[{"lr": 0.05}, {"lr": 0.04}, {"lr": 0.03}, {"lr": 1e-6}, {"lr": 2e-6}],
         )
-        done = _wait(lambda: _finished(study.pk), timeout_s=420)
+        done = wait_for(lambda: _finished(study.pk), timeout_s=420)
     finally:
         _stop_worker(worker)
     assert done is not None, "the study never finished"
@@ -172,21 +161,21 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_study_reaches_its_budget(i
             parallelism=1,
             hyperparameters={"epochs": 25, "batch_size": 4, "seed": 5},
         )
-        trial = _wait(lambda: study.trials.filter(number=0, job__isnull=False).first(), timeout_s=120)
+        trial = wait_for(lambda: study.trials.filter(number=0, job__isnull=False).first(), timeout_s=120)
         assert trial is not None, "the study never asked for a trial"
         run_id = trial.job.run_id
         # when: the worker dies hard in the middle of the trial
-        assert _wait(lambda: Metric.objects.filter(run=run_id, key="val_loss").count() >= 2, timeout_s=180)
+        assert wait_for(lambda: Metric.objects.filter(run=run_id, key="val_loss").count() >= 2, timeout_s=180)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
         # then: the reaper queues the job again and another worker resumes it
-        assert _wait(lambda: training_jobs_reap(heartbeat_timeout_s=2) == 1, timeout_s=30, every_s=1)
+        assert wait_for(lambda: training_jobs_reap(heartbeat_timeout_s=2) == 1, timeout_s=30, every_s=1)
         assert TrainingJob.objects.get(pk=trial.job_id).status == "queued"
         trial.refresh_from_db()
         assert trial.state == TrialState.RUNNING
         second = _start_worker(queue_name, env, concurrency=2)
         try:
-            done = _wait(lambda: _finished(study.pk), timeout_s=420)
+            done = wait_for(lambda: _finished(study.pk), timeout_s=420)
         finally:
             _stop_worker(second)
     finally:

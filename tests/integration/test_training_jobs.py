@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from datasets.tests.factories import make_iris_version
-from studio.core.testing import member
+from studio.core.testing import member, wait_for
 from studio.errors import ApplicationError
 from training.job_models import RunLogChunk, TrainingJob
 from training.jobs import training_job_stop, training_job_submit, training_jobs_reap
@@ -19,16 +19,6 @@ from training.models import Metric
 
 pytestmark = [pytest.mark.integration]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _wait(predicate, timeout_s=120, every_s=0.25):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every_s)
-    return predicate()
 
 
 @pytest.fixture
@@ -54,7 +44,7 @@ def _steps(run, key):
 def test_a_built_in_trainer_runs_as_a_job(iris_version, celery_worker_name):
     user, version = iris_version
     job = _submit(user, version)
-    done = _wait(lambda: TrainingJob.objects.filter(pk=job.pk, status__in=["finished", "failed"]).first())
+    done = wait_for(lambda: TrainingJob.objects.filter(pk=job.pk, status__in=["finished", "failed"]).first())
     assert done is not None, "the job never finished"
     assert done.status == "finished", done.error
     run = done.run
@@ -74,7 +64,7 @@ def test_a_job_asking_for_two_processes_trains_with_ddp_on_gloo(iris_version, ce
     # On a machine without GPUs, two processes under torchrun share the training on the gloo backend.
     user, version = iris_version
     job = _submit(user, version, processes=2)
-    done = _wait(lambda: TrainingJob.objects.filter(pk=job.pk, status__in=["finished", "failed"]).first())
+    done = wait_for(lambda: TrainingJob.objects.filter(pk=job.pk, status__in=["finished", "failed"]).first())
     assert done is not None, "the job never finished"
     assert done.status == "finished", done.error
     log = "".join(RunLogChunk.objects.filter(run=done.run).values_list("text", flat=True))
@@ -105,10 +95,12 @@ def test_bad_jobs_are_refused_before_they_are_queued(iris_version, overrides, me
 def test_stop_ends_a_running_job_within_seconds(iris_version, celery_worker_name):
     user, version = iris_version
     job = _submit(user, version, hyperparameters={"epochs": 500, "batch_size": 4, "seed": 1})
-    assert _wait(lambda: TrainingJob.objects.filter(pk=job.pk, status="running", pid__isnull=False).first())
+    assert wait_for(
+        lambda: TrainingJob.objects.filter(pk=job.pk, status="running", pid__isnull=False).first()
+    )
     child_pid = TrainingJob.objects.get(pk=job.pk).pid
     training_job_stop(user=user, job=job)
-    stopped = _wait(lambda: TrainingJob.objects.filter(pk=job.pk, status="stopped").first(), timeout_s=30)
+    stopped = wait_for(lambda: TrainingJob.objects.filter(pk=job.pk, status="stopped").first(), timeout_s=30)
     assert stopped is not None
     assert stopped.run.status == "stopped"
     assert not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
@@ -153,12 +145,12 @@ def test_a_killed_worker_s_job_resumes_from_its_checkpoint(iris_version, process
         )
         run = job.run
         # when: the worker dies hard in the middle of the job
-        assert _wait(lambda: len(_steps(run, "val_loss")) >= 3), "the job never got going"
+        assert wait_for(lambda: len(_steps(run, "val_loss")) >= 3), "the job never got going"
         child_pid = TrainingJob.objects.get(pk=job.pk).pid
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
         # the training process dies with it (it never runs on as an orphan)
-        assert _wait(lambda: not psutil.pid_exists(child_pid), timeout_s=10)
+        assert wait_for(lambda: not psutil.pid_exists(child_pid), timeout_s=10)
         steps_at_kill = len(_steps(run, "val_loss"))
         assert steps_at_kill < 40
         # then: the heartbeat stops, the reaper queues it again, a restarted worker resumes it
@@ -167,7 +159,7 @@ def test_a_killed_worker_s_job_resumes_from_its_checkpoint(iris_version, process
         assert TrainingJob.objects.get(pk=job.pk).status == "queued"
         second = _start_worker("resume-test", process_env)
         try:
-            done = _wait(
+            done = wait_for(
                 lambda: TrainingJob.objects.filter(pk=job.pk, status__in=["finished", "failed"]).first(),
                 timeout_s=240,
             )
