@@ -341,3 +341,33 @@ def _tree_memory(pid: int, with_children: bool, with_pss: bool) -> dict[str, int
     if with_pss:
         reading["tree_pss_bytes"] = sum(pss)
     return reading
+
+
+def register_version(*, user, project, path: Path, name: str):
+    """Create a dataset and its version 1 from a Parquet file, as an import job stores one."""
+    import pyarrow.parquet as pq
+
+    from datasets import files
+    from datasets.ingest import infer_schema
+    from datasets.models import Dataset, DatasetVersion
+
+    dataset = Dataset(project=project, name=name, created_by=user)
+    dataset.full_clean()
+    dataset.save()
+    sha256 = files.sha256_of(path)
+    storage_name = files.store_file(f"{dataset.storage_prefix}/v1-{sha256[:12]}/data.parquet", path)
+    version = DatasetVersion(
+        dataset=dataset,
+        number=1,
+        sha256=sha256,
+        source_format="parquet",
+        source_name=path.name,
+        schema=infer_schema(path),
+        row_count=pq.ParquetFile(path).metadata.num_rows,
+        size_bytes=path.stat().st_size,
+        storage_name=storage_name,
+        created_by=user,
+    )
+    version.full_clean()
+    version.save()
+    return version

@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._studio import running_studio, setup_django
+from bench._studio import register_version, running_studio, setup_django
 from bench.common import markdown_table
-from bench.training_common import TARGET, delete_runs, register_version, write_dataset
+from bench.training_common import TARGET, delete_runs, write_dataset
 
 TITLE = "HPO dispatch: trials/hour through Studio (2 worker processes) vs in-process Optuna (2 threads)"
 ROWS = 60_000

@@ -134,31 +134,11 @@ def write_version_file(path: Path, rows: int) -> int:
     return write_parquet(generate_batches(rows), SCHEMA, path, row_group_bytes=IngestLimits().row_group_bytes)
 
 
-def register_version(*, user, project, path: Path, rows: int):
-    """Create the dataset and its version from a Parquet file, the way an import job stores one."""
-    from datasets import files
-    from datasets.ingest import infer_schema
-    from datasets.models import Dataset, DatasetVersion
+def register_preview_version(*, user, project, path: Path):
+    """Store the file as a dataset version, then build its DuckDB preview copy as the profile job would."""
+    from bench._studio import register_version
 
-    dataset = Dataset(project=project, name="preview-latency", created_by=user)
-    dataset.full_clean()
-    dataset.save()
-    sha256 = files.sha256_of(path)
-    storage_name = files.store_file(f"{dataset.storage_prefix}/v1-{sha256[:12]}/data.parquet", path)
-    version = DatasetVersion(
-        dataset=dataset,
-        number=1,
-        sha256=sha256,
-        source_format="parquet",
-        source_name=path.name,
-        schema=infer_schema(path),
-        row_count=rows,
-        size_bytes=path.stat().st_size,
-        storage_name=storage_name,
-        created_by=user,
-    )
-    version.full_clean()
-    version.save()
+    version = register_version(user=user, project=project, path=path, name="preview-latency")
     # The profile job builds the preview's DuckDB copy before profiling; the benchmark runs no job.
     from datasets.services import build_preview_copy
 
@@ -187,7 +167,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             "generate_s": round(time.perf_counter() - started, 1),
         }
         with running_studio(prefix="bench-preview") as studio:
-            version = register_version(user=studio.user, project=studio.project, path=path, rows=rows)
+            version = register_preview_version(user=studio.user, project=studio.project, path=path)
             http = measure_http(studio, version, cases(rows), requests_per_case)
         pandas_side = measure_pandas(path, rows)
     for name, case in http["cases"].items():

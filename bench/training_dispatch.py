@@ -23,14 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._studio import running_studio, setup_django
+from bench._studio import register_version, running_studio, setup_django
 from bench.common import markdown_table
 from bench.training_common import (
     SEED,
     delete_runs,
     epoch_seconds,
     latency,
-    register_version,
     submit,
     wait_finished,
     write_dataset,

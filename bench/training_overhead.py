@@ -36,14 +36,13 @@ from typing import Any
 
 import psutil
 
-from bench._studio import ROOT, running_studio, setup_django
+from bench._studio import ROOT, register_version, running_studio, setup_django
 from bench.common import markdown_table
 from bench.training_common import (
     SEED,
     TARGET,
     delete_runs,
     epoch_seconds,
-    register_version,
     submit,
     wait_finished,
     write_dataset,

@@ -212,10 +212,7 @@ class Training:
             "queue": queue,
             "time_limit_s": time_limit_s,
         }
-        job = TrainingJob._from_api(context.call("POST", "training-jobs", json=body), context)
-        if wait:
-            job.wait(timeout_s=timeout_s, progress=progress)
-        return job
+        return self._queue(context, "training-jobs", body, wait=wait, progress=progress, timeout_s=timeout_s)
 
     def submit_script(
         self,
@@ -304,7 +301,21 @@ class Training:
             "hyperparameters": dict(hyperparameters or {}),
             **options,
         }
-        job = TrainingJob._from_api(context.call("POST", "training-jobs/script", json=body), context)
+        return self._queue(
+            context, "training-jobs/script", body, wait=wait, progress=progress, timeout_s=timeout_s
+        )
+
+    @staticmethod
+    def _queue(
+        context: _Context,
+        path: str,
+        body: dict[str, Any],
+        *,
+        wait: bool,
+        progress: bool,
+        timeout_s: float | None,
+    ) -> TrainingJob:
+        job = TrainingJob._from_api(context.call("POST", path, json=body), context)
         if wait:
             job.wait(timeout_s=timeout_s, progress=progress)
         return job

@@ -111,3 +111,38 @@ def wait_for(predicate, *, timeout_s: float = 120, every_s: float = 0.25):
             return value
         time.sleep(every_s)
     return predicate()
+
+
+def start_worker(queue: str, env: dict, *, concurrency: int = 1):
+    """Start a real Celery worker on `queue` in its own session (so a test can SIGKILL its whole group)."""
+    import subprocess
+    import sys
+    import uuid
+
+    from django.conf import settings
+
+    return subprocess.Popen(  # noqa: S603 (our own interpreter and module, fixed arguments)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "studio",
+            "worker",
+            "-Q",
+            queue,
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{queue}-{uuid.uuid4().hex[:6]}@localhost",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

@@ -3,14 +3,13 @@
 import os
 import signal
 import subprocess
-import sys
 import uuid
 
 import optuna
 import pytest
 
 from datasets.tests.factories import make_iris_version
-from studio.core.testing import member, wait_for
+from studio.core.testing import member, start_worker, wait_for
 from training import studies
 from training.job_models import TrainingJob
 from training.jobs import training_jobs_reap
@@ -18,7 +17,6 @@ from training.models import LatestMetric, Metric
 from training.study_models import Study, StudyStatus, TrialState
 
 pytestmark = [pytest.mark.integration]
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPTUNA_STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
 
 
@@ -35,34 +33,6 @@ def queue(process_env, settings):
     settings.STUDIO_TRAINING_QUEUES = ["default", "gpu", name]
     env = dict(process_env, STUDIO_TRAINING_QUEUES=f"default,gpu,{name}")
     return name, env
-
-
-def _start_worker(queue: str, env: dict, concurrency: int) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "studio",
-            "worker",
-            "-Q",
-            queue,
-            "-c",
-            str(concurrency),
-            "-n",
-            f"{queue}-{uuid.uuid4().hex[:6]}@localhost",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def _stop_worker(worker: subprocess.Popen) -> None:
@@ -102,7 +72,7 @@ def _finished(study_id):
 def test_a_pruned_study_reaches_its_budget_with_consistent_trials(iris_version, queue):
     user, version = iris_version
     queue_name, env = queue
-    worker = _start_worker(queue_name, env, concurrency=3)
+    worker = start_worker(queue_name, env, concurrency=3)
     try:
         # given: three good learning rates first (the median pruner needs two complete trials), then
         # two that cannot learn in 6 epochs: the pruner should stop those early
@@ -151,7 +121,7 @@ def test_a_pruned_study_reaches_its_budget_with_consistent_trials(iris_version, 
 def test_a_worker_killed_mid_trial_is_retried_and_the_study_reaches_its_budget(iris_version, queue):
     user, version = iris_version
     queue_name, env = queue
-    first = _start_worker(queue_name, env, concurrency=2)
+    first = start_worker(queue_name, env, concurrency=2)
     try:
         study = _create(
             user,
@@ -173,7 +143,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_study_reaches_its_budget(i
         assert TrainingJob.objects.get(pk=trial.job_id).status == "queued"
         trial.refresh_from_db()
         assert trial.state == TrialState.RUNNING
-        second = _start_worker(queue_name, env, concurrency=2)
+        second = start_worker(queue_name, env, concurrency=2)
         try:
             done = wait_for(lambda: _finished(study.pk), timeout_s=420)
         finally:

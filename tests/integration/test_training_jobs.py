@@ -2,23 +2,19 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
-import uuid
 
 import psutil
 import pytest
 
 from datasets.tests.factories import make_iris_version
-from studio.core.testing import member, wait_for
+from studio.core.testing import member, start_worker, wait_for
 from studio.errors import ApplicationError
 from training.job_models import RunLogChunk, TrainingJob
 from training.jobs import training_job_stop, training_job_submit, training_jobs_reap
 from training.models import Metric
 
 pytestmark = [pytest.mark.integration]
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
@@ -106,39 +102,10 @@ def test_stop_ends_a_running_job_within_seconds(iris_version, celery_worker_name
     assert not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
 
 
-def _start_worker(queue: str, env: dict) -> subprocess.Popen:
-    name = f"{queue}-{uuid.uuid4().hex[:6]}@localhost"
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "studio",
-            "worker",
-            "-Q",
-            queue,
-            "-c",
-            "1",
-            "-n",
-            name,
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def test_a_killed_worker_s_job_resumes_from_its_checkpoint(iris_version, process_env, settings):
     user, version = iris_version
     settings.STUDIO_TRAINING_QUEUES = ["default", "gpu", "resume-test"]
-    first = _start_worker("resume-test", process_env)
+    first = start_worker("resume-test", process_env)
     try:
         job = _submit(
             user, version, queue="resume-test", hyperparameters={"epochs": 40, "batch_size": 4, "seed": 3}
@@ -157,7 +124,7 @@ def test_a_killed_worker_s_job_resumes_from_its_checkpoint(iris_version, process
         time.sleep(3)
         assert training_jobs_reap(heartbeat_timeout_s=2) == 1
         assert TrainingJob.objects.get(pk=job.pk).status == "queued"
-        second = _start_worker("resume-test", process_env)
+        second = start_worker("resume-test", process_env)
         try:
             done = wait_for(
                 lambda: TrainingJob.objects.filter(pk=job.pk, status__in=["finished", "failed"]).first(),
