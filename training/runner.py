@@ -117,6 +117,7 @@ class JobContext:
         self.output_dir = self.workdir / "output"
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.previous_checkpoint = ""
+        self.stored_steps: dict[str, int] = {}  # key → last step already stored (set on resume)
         self.pending: list[dict] = []
         self.last_stop_check = 0.0
         self.stop_requested = False
@@ -162,6 +163,7 @@ class JobContext:
         self.pending += [
             {"key": key, "value": float(value), "step": step, "timestamp": now_ms}
             for key, value in metrics.items()
+            if step > self.stored_steps.get(key, -1)
         ]
 
     def log_debug(self, kind: str, payload: dict, *, step: int) -> None:
@@ -279,6 +281,19 @@ class JobContext:
         )
         self.previous_checkpoint = folder
         print(f"resuming from the checkpoint of epoch {latest['epoch']}", flush=True)
+        # A worker killed between an epoch's metric flush and its checkpoint leaves that epoch's
+        # points stored; the resumed epoch repeats them (deterministically), so they are not sent again.
+        from django.db.models import Max
+
+        from training.models import Metric
+
+        self.stored_steps = dict(
+            Metric.objects.filter(run_id=self.job.run_id)
+            .exclude(key__startswith="system/")
+            .values("key")
+            .annotate(last=Max("step"))
+            .values_list("key", "last")
+        )
         return state, int(latest["epoch"])
 
     def should_stop(self) -> bool:
